@@ -1,0 +1,83 @@
+"""Helpers the built-in checks share: baseline sanity and evidence entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from checks.base import Evidence
+from scanner.observations import Presented, ProbeObservation, TLSVersion
+from scanner.verdicts import Outcome, ProbeVerdict, accepted_versions, judge, openssl_command
+
+
+def probe_entry(evidence: Evidence, observation: ProbeObservation, verdict: ProbeVerdict) -> dict[str, Any]:
+    """One probe's facts as they appear in a finding's evidence."""
+    o = observation
+    return {
+        "probe": o.spec.id,
+        "presented": o.spec.presented.value,
+        "tls_version": o.negotiated_version or o.spec.version.value,
+        "outcome": verdict.outcome.value,
+        "blocked_at": verdict.layer.value if verdict.outcome is Outcome.BLOCKED and verdict.layer else None,
+        "reason": verdict.reason,
+        "certificate_request_seen": o.certificate_request_seen,
+        "alert": o.alert_received.to_dict() if o.alert_received else None,
+        "after_handshake": o.after_handshake.value,
+        "http_status": o.http.status if o.http else None,
+        "openssl_command": openssl_command(evidence.target, o.spec.presented, o.spec.version),
+    }
+
+
+def versions_in_play(evidence: Evidence) -> list[TLSVersion]:
+    return accepted_versions(evidence.observations)
+
+
+def refused_baseline(evidence: Evidence) -> str | None:
+    """Why our own identity's verdicts cannot be trusted, or None.
+
+    If the server refuses the legitimate client, "the impostor was blocked" proves
+    nothing: the server may be refusing everyone.
+    """
+    if evidence.target.identity is None:
+        return None
+    for version in versions_in_play(evidence):
+        valid = evidence.probe(Presented.VALID, version)
+        if valid is None:
+            continue
+        verdict = judge(valid, evidence.target.app_protocol)
+        if verdict.outcome in (Outcome.BLOCKED, Outcome.ERROR):
+            return f"our own identity was refused on {version.value}: {verdict.reason}"
+    return None
+
+
+def unscannable(evidence: Evidence) -> str | None:
+    """Why the target could not be probed at all, or None."""
+    if versions_in_play(evidence):
+        return None
+    if not evidence.observations:
+        return "no probes ran"
+    first = evidence.observations[-1]
+    verdict = judge(first, evidence.target.app_protocol)
+    return f"no TLS version could be negotiated ({verdict.reason})"
+
+
+def presented_chain(evidence: Evidence) -> list:
+    """The certificates the server sent, leaf first: from our own identity's probe
+    on the newest version when there is one, else from any probe that got them."""
+    from cryptography import x509
+
+    def newest_first(o: ProbeObservation) -> tuple[int, int]:
+        return (o.spec.presented is Presented.VALID, o.spec.version.rank)
+
+    for observation in sorted(evidence.observations, key=newest_first, reverse=True):
+        if observation.peer_chain_der:
+            return [x509.load_der_x509_certificate(der) for der in observation.peer_chain_der]
+    return []
+
+
+def describe_certificate(certificate) -> dict[str, Any]:
+    return {
+        "subject": certificate.subject.rfc4514_string(),
+        "issuer": certificate.issuer.rfc4514_string(),
+        "not_before": certificate.not_valid_before_utc.isoformat(),
+        "not_after": certificate.not_valid_after_utc.isoformat(),
+    }

@@ -1,0 +1,217 @@
+"""What one TLS connection attempt showed: plain, immutable data.
+
+Observations are the boundary between I/O and judgement. The prober fills them in,
+checks read them, and the JSON report stores them, so a report can be re-judged or
+re-rendered later without touching the network.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TLSVersion(enum.StrEnum):
+    """Protocol versions the prober can pin, oldest first."""
+
+    TLS1_0 = "TLSv1"
+    TLS1_1 = "TLSv1.1"
+    TLS1_2 = "TLSv1.2"
+    TLS1_3 = "TLSv1.3"
+
+    @property
+    def short(self) -> str:
+        """The name used in probe ids and the CLI: ``tls1.2``."""
+        return {"TLSv1": "tls1.0", "TLSv1.1": "tls1.1", "TLSv1.2": "tls1.2", "TLSv1.3": "tls1.3"}[
+            self.value
+        ]
+
+    @property
+    def rank(self) -> int:
+        return list(TLSVersion).index(self)
+
+    @classmethod
+    def parse(cls, text: str) -> TLSVersion:
+        """Accept ``1.2``, ``tls1.2``, ``TLSv1.2`` (any case)."""
+        wanted = text.strip().lower().replace("tlsv", "").replace("tls", "")
+        for version in cls:
+            if version.short == "tls" + wanted or (wanted == "1" and version is cls.TLS1_0):
+                return version
+        raise ValueError(f"unknown TLS version {text!r} (expected one of 1.0, 1.1, 1.2, 1.3)")
+
+
+class Presented(enum.StrEnum):
+    """Which client identity a probe presents."""
+
+    VALID = "valid"  # the inventory's real client certificate
+    NO_CERT = "no-cert"
+    ROGUE_CA = "rogue-ca"  # same subject/SAN/EKU, issued by a CA minted for this run
+    SELF_SIGNED = "self-signed"  # same subject/SAN, signed by its own key
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """One connection the engine wants made."""
+
+    presented: Presented
+    version: TLSVersion
+
+    @property
+    def id(self) -> str:
+        return f"{self.presented.value}@{self.version.short}"
+
+
+# Alert descriptions from the TLS Alert Registry (RFC 8446 section 6, IANA).
+ALERT_NAMES: dict[int, str] = {
+    0: "close_notify",
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    21: "decryption_failed",
+    22: "record_overflow",
+    30: "decompression_failure",
+    40: "handshake_failure",
+    41: "no_certificate",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    49: "access_denied",
+    50: "decode_error",
+    51: "decrypt_error",
+    60: "export_restriction",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    86: "inappropriate_fallback",
+    90: "user_canceled",
+    100: "no_renegotiation",
+    109: "missing_extension",
+    110: "unsupported_extension",
+    112: "unrecognized_name",
+    113: "bad_certificate_status_response",
+    115: "unknown_psk_identity",
+    116: "certificate_required",
+    120: "no_application_protocol",
+}
+
+
+class Phase(enum.StrEnum):
+    """When something happened, relative to the TLS handshake."""
+
+    CONNECT = "connect"
+    HANDSHAKE = "handshake"
+    POST_HANDSHAKE = "post-handshake"  # TLS 1.3 rejects client certs here
+    HTTP = "http"
+
+
+@dataclass(frozen=True)
+class Alert:
+    code: int
+    phase: Phase
+    at_ms: float  # since the TCP connection was established
+
+    @property
+    def name(self) -> str:
+        return ALERT_NAMES.get(self.code, f"alert_{self.code}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "name": self.name, "phase": self.phase.value, "at_ms": self.at_ms}
+
+
+class AfterHandshake(enum.StrEnum):
+    """The first thing the server did after the client finished its handshake.
+
+    In TLS 1.3 the client finishes before the server has judged its certificate, so
+    only this tells acceptance (a session ticket) from rejection (an alert or EOF).
+    """
+
+    TICKET = "ticket"
+    ALERT = "alert"
+    EOF = "eof"
+    DATA = "data"
+    TIMEOUT = "timeout"  # nothing within the wait: undecided, never "accepted"
+    NOT_WAITED = "not-waited"  # TLS 1.2 (the handshake itself decides) or no handshake
+
+
+@dataclass(frozen=True)
+class HttpExchange:
+    """The optional HTTP request made after the handshake."""
+
+    request_line: str
+    status: int | None = None
+    reason: str = ""
+    at_ms: float | None = None
+    error: str | None = None  # why no status was read
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request_line": self.request_line,
+            "status": self.status,
+            "reason": self.reason,
+            "at_ms": self.at_ms,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class ProbeObservation:
+    """Every fact about one connection attempt, as seen by the client."""
+
+    spec: ProbeSpec
+    address: str  # host:port as connected
+    sni: str | None
+    client_certificate_sha256: str | None  # what we presented, by fingerprint only
+    connected: bool = False
+    connect_error: str | None = None
+    server_hello_seen: bool = False
+    handshake_completed: bool = False
+    negotiated_version: str | None = None
+    cipher: str | None = None
+    certificate_request_seen: bool = False
+    client_ca_names: tuple[str, ...] = ()
+    alert_received: Alert | None = None
+    alert_sent: Alert | None = None
+    tls_error: str | None = None  # the first error OpenSSL reported
+    after_handshake: AfterHandshake = AfterHandshake.NOT_WAITED
+    session_ticket_received: bool = False
+    http: HttpExchange | None = None
+    timed_out: Phase | None = None
+    peer_chain_der: tuple[bytes, ...] = field(default=(), repr=False)
+    connect_ms: float | None = None
+    handshake_ms: float | None = None
+    total_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "probe": self.spec.id,
+            "presented": self.spec.presented.value,
+            "pinned_version": self.spec.version.value,
+            "address": self.address,
+            "sni": self.sni,
+            "client_certificate_sha256": self.client_certificate_sha256,
+            "connected": self.connected,
+            "connect_error": self.connect_error,
+            "server_hello_seen": self.server_hello_seen,
+            "handshake_completed": self.handshake_completed,
+            "negotiated_version": self.negotiated_version,
+            "cipher": self.cipher,
+            "certificate_request_seen": self.certificate_request_seen,
+            "client_ca_names": list(self.client_ca_names),
+            "alert_received": self.alert_received.to_dict() if self.alert_received else None,
+            "alert_sent": self.alert_sent.to_dict() if self.alert_sent else None,
+            "tls_error": self.tls_error,
+            "after_handshake": self.after_handshake.value,
+            "session_ticket_received": self.session_ticket_received,
+            "http": self.http.to_dict() if self.http else None,
+            "timed_out": self.timed_out.value if self.timed_out else None,
+            # The chain itself is reported once per target; here only which one it was.
+            "peer_chain_sha256": [hashlib.sha256(der).hexdigest() for der in self.peer_chain_der],
+            "connect_ms": self.connect_ms,
+            "handshake_ms": self.handshake_ms,
+            "total_ms": self.total_ms,
+        }

@@ -1,0 +1,112 @@
+"""What the scan concluded about each target, in the shape every report is made from.
+
+``TargetResult.to_dict()`` is the JSON report's per-target object (see
+``reports/schema/report.schema.json``). Reporters read only that dict form, so any of
+them can re-render a saved JSON report without the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from checks.base import Finding, Status
+from scanner.observations import ProbeObservation
+from scanner.target import Target
+from scanner.verdicts import VersionClientAuth
+
+SCHEMA_VERSION = "1.0"
+
+
+def certificate_summary(certificate: x509.Certificate) -> dict[str, Any]:
+    """Public facts about a certificate, for reports (all of it is attacker-controlled
+    text when it comes from a server: reporters must escape it)."""
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [f"DNS:{n}" for n in san.get_values_for_type(x509.DNSName)]
+        names += [f"IP:{n}" for n in san.get_values_for_type(x509.IPAddress)]
+        names += [f"URI:{n}" for n in san.get_values_for_type(x509.UniformResourceIdentifier)]
+    except x509.ExtensionNotFound:
+        names = []
+    except ValueError:
+        names = ["<unparseable SAN>"]
+    return {
+        "subject": _name_text(certificate.subject),
+        "issuer": _name_text(certificate.issuer),
+        "serial": format(certificate.serial_number, "x"),
+        "not_before": certificate.not_valid_before_utc.isoformat(),
+        "not_after": certificate.not_valid_after_utc.isoformat(),
+        "subject_alternative_names": names,
+        "sha256": certificate.fingerprint(hashes.SHA256()).hex(),
+        "pem": certificate.public_bytes(Encoding.PEM).decode("ascii"),
+    }
+
+
+def _name_text(name: x509.Name) -> str:
+    try:
+        return name.rfc4514_string()
+    except ValueError:
+        return "<unparseable name>"
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    target: Target
+    status: Status  # worst finding; error when the target could not be scanned
+    error: str | None  # why the target could not be scanned, if it could not
+    accepted_versions: tuple[str, ...]
+    client_auth: tuple[VersionClientAuth, ...]
+    presented_chain: tuple[x509.Certificate, ...]
+    findings: tuple[Finding, ...]
+    observations: tuple[ProbeObservation, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        target = self.target
+        return {
+            "name": target.name,
+            "address": target.address,
+            "server_name": target.server_name,
+            "tags": list(target.tags),
+            "status": self.status.value,
+            "error": self.error,
+            "accepted_versions": list(self.accepted_versions),
+            "client_auth": [entry.to_dict() for entry in self.client_auth],
+            "certificates": [certificate_summary(c) for c in self.presented_chain],
+            "findings": [finding.to_dict() for finding in self.findings],
+            "probes": [observation.to_dict() for observation in self.observations],
+        }
+
+
+@dataclass(frozen=True)
+class ScanMetadata:
+    started: datetime
+    finished: datetime | None
+    tool_version: str
+    inventory: str | None
+    options: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat() if self.finished else None,
+            "tool": "mtls-audit",
+            "tool_version": self.tool_version,
+            "inventory": self.inventory,
+            "options": self.options,
+        }
+
+
+def summarize(targets: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts for the report header, from the dict form of the targets."""
+    by_target: dict[str, int] = {}
+    by_finding: dict[str, int] = {}
+    for target in targets:
+        by_target[target["status"]] = by_target.get(target["status"], 0) + 1
+        for finding in target["findings"]:
+            by_finding[finding["status"]] = by_finding.get(finding["status"], 0) + 1
+    return {"targets": len(targets), "targets_by_status": by_target, "findings_by_status": by_finding}
