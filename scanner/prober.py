@@ -8,6 +8,7 @@ recorded as ``timed_out`` and ends the probe; it is never taken as acceptance.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -121,6 +122,9 @@ class _Recorder:
                 case SessionTicketReceived():
                     self.facts["session_ticket_received"] = True
                     self._first_after_handshake(AfterHandshake.TICKET)
+                case AlertReceived(code=0):
+                    # close_notify is an orderly close, reported as ConnectionClosed.
+                    pass
                 case AlertReceived(code=code):
                     if "alert_received" not in self.facts:
                         self.facts["alert_received"] = Alert(code, self._alert_phase(), self.elapsed_ms())
@@ -345,5 +349,15 @@ def _close_with_reset(stream: trio.SocketStream) -> None:
 
 
 def _os_error_text(error: OSError) -> str:
-    text = error.strerror or str(error) or error.__class__.__name__
-    return text
+    """The reason a person needs ("Connection refused"), not trio's wrapper text
+    ("all attempts to connect ... failed"), which keeps the real errors as its cause."""
+    cause = error.__cause__
+    if isinstance(cause, BaseExceptionGroup):
+        causes = [e for e in cause.exceptions if isinstance(e, OSError)]
+        if causes:
+            error = causes[0]
+    if isinstance(error, socket.gaierror):
+        return f"cannot resolve host: {error.strerror or error}"
+    if error.errno and error.errno > 0:
+        return os.strerror(error.errno)
+    return str(error) or error.__class__.__name__

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from OpenSSL import SSL, crypto
+from OpenSSL import SSL
 
 from scanner.observations import TLSVersion
 
@@ -127,7 +127,7 @@ def build_context(version: TLSVersion, credential: ClientCredential | None) -> S
         context.use_certificate(credential.certificate)
         context.use_privatekey(credential.private_key)
         for certificate in credential.chain:
-            context.add_extra_chain_cert(crypto.X509.from_cryptography(certificate))
+            context.add_extra_chain_cert(certificate)
     return context
 
 

@@ -93,12 +93,12 @@ def judge(observation: ProbeObservation, app_protocol: AppProtocol) -> ProbeVerd
     if o.http is not None:
         status = o.http.status
         if status is not None:
-            line = f"HTTP {status} {o.http.reason}".rstrip()
+            line = f"{status} {o.http.reason}".rstrip()
             if status in HTTP_BLOCKING_STATUSES:
                 return ProbeVerdict(Outcome.BLOCKED, Layer.HTTP, f"TLS let the client in, HTTP refused it: {line}")
             if 200 <= status < 400 or status == 404:
                 return ProbeVerdict(Outcome.ACCEPTED, Layer.HTTP, f"HTTP answered {line}")
-            return ProbeVerdict(Outcome.UNKNOWN, Layer.HTTP, f"{line} neither admits nor refuses the client")
+            return ProbeVerdict(Outcome.UNKNOWN, Layer.HTTP, f"HTTP {line} neither admits nor refuses the client")
         if not tls_accepted and o.after_handshake is AfterHandshake.TIMEOUT and _closed_during_http(o):
             return ProbeVerdict(
                 Outcome.BLOCKED, Layer.TLS_POST_HANDSHAKE, "connection closed after the handshake, no response"

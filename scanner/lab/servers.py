@@ -32,6 +32,10 @@ class ClientAuthMode(enum.StrEnum):
     ANY_CA = "any-ca"  # asks, requires a cert, trusts whatever is sent
     HTTP_LAYER = "http-layer"  # like nginx `ssl_verify_client on`: TLS lets all in, HTTP says 400
     SILENT = "silent"  # accepts TCP and never answers: a hung service
+    # Asks for a certificate (optional), completes the handshake, then says nothing: no session
+    # ticket, no alert, no HTTP answer. What a ticket-less server looks like from
+    # outside; only "unknown" is a correct verdict for it.
+    MUTE_AFTER_HANDSHAKE = "mute-after-handshake"
 
 
 @dataclass(frozen=True)
@@ -54,15 +58,15 @@ def _context(config: LabServerConfig) -> SSL.Context:
     context.use_certificate(config.chain[0])
     context.use_privatekey(config.private_key)
     for certificate in config.chain[1:]:
-        context.add_extra_chain_cert(crypto.X509.from_cryptography(certificate))
+        context.add_extra_chain_cert(certificate)
     if config.client_ca is not None:
         context.get_cert_store().add_cert(crypto.X509.from_cryptography(config.client_ca))
-        context.add_client_ca(crypto.X509.from_cryptography(config.client_ca))
+        context.add_client_ca(config.client_ca)
 
     mode = config.client_auth
     if mode is ClientAuthMode.REQUIRED:
         context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT)
-    elif mode is ClientAuthMode.OPTIONAL:
+    elif mode in (ClientAuthMode.OPTIONAL, ClientAuthMode.MUTE_AFTER_HANDSHAKE):
         context.set_verify(SSL.VERIFY_PEER)
     elif mode is ClientAuthMode.ANY_CA:
         context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *args: True)
@@ -119,6 +123,9 @@ async def _serve_tls(context: SSL.Context, config: LabServerConfig, stream: trio
         if not data:
             return
         connection.bio_write(data)
+    if config.client_auth is ClientAuthMode.MUTE_AFTER_HANDSHAKE:
+        connection.bio_read(65536)  # drop the session tickets unsent
+        await trio.sleep_forever()
     await _flush(stream, connection)  # Finished, and TLS 1.3 session tickets
 
     request = b""

@@ -1,0 +1,275 @@
+"""The `mtls-audit` command line.
+
+Every problem with the user's input ends as one line on stderr and exit code 2;
+never a traceback (click's own usage errors exit 2 as well).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import trio
+
+from checks.base import Check
+from checks.registry import RegistryError, load_checks
+from scanner import __version__
+from scanner.engine import ScanOptions
+from scanner.exit_codes import FAIL_ON_LEVELS, ExitCode, exit_code
+from scanner.inventory import InventoryError, load_inventory, target_from_command_line
+from scanner.prober import Timeouts
+from scanner.runner import ScanOutcome, run_scan
+from scanner.target import Target
+
+
+def fail_usage(message: str) -> NoReturn:
+    click.echo(f"mtls-audit: error: {message}", err=True)
+    sys.exit(ExitCode.USAGE)
+
+
+def registered_checks() -> tuple[Check, ...]:
+    try:
+        return load_checks()
+    except RegistryError as error:
+        fail_usage(str(error))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mtls-audit")
+def main() -> None:
+    """Audit whether TLS endpoints really enforce mutual TLS.
+
+    Connects to every target as several clients (no certificate, the real identity,
+    impostors from a rogue CA and self-signed, pinned old protocol versions) and
+    reports what each server let in, with evidence you can reproduce with
+    `openssl s_client`.
+
+    \b
+    Exit codes:
+      0  no finding at or above --fail-on
+      1  at least one finding at or above --fail-on (default: fail)
+      2  usage, inventory or credential error
+      3  nothing failed, but some target or check could not be decided (error)
+    """
+
+
+def scan_options(function):
+    """Options shared by `scan` and anything else that probes."""
+    decorators = [
+        click.option("--ca", "ca", type=click.Path(path_type=Path), help="Ad-hoc target: CA bundle that should anchor the server certificate."),
+        click.option("--cert", type=click.Path(path_type=Path), help="Ad-hoc target: client certificate (PEM, chain after the leaf)."),
+        click.option("--key", type=click.Path(path_type=Path), help="Ad-hoc target: client private key (PEM)."),
+        click.option("--key-password-env", metavar="VAR", help="Ad-hoc target: environment variable holding the key's password."),
+        click.option("--server-name", help="Ad-hoc target: SNI and the name the server cert must match (default: the host)."),
+        click.option("--concurrency", type=click.IntRange(1, 4096), default=32, show_default=True, help="Connections in flight across the scan."),
+        click.option("--per-host", type=click.IntRange(1, 256), default=4, show_default=True, help="Connections in flight to one host."),
+        click.option("--connect-timeout", type=click.FloatRange(0.1, 300), default=5.0, show_default=True, help="Seconds to establish TCP."),
+        click.option("--handshake-timeout", type=click.FloatRange(0.1, 300), default=5.0, show_default=True, help="Seconds for the TLS handshake."),
+        click.option(
+            "--post-handshake-wait",
+            type=click.FloatRange(0.01, 60),
+            default=1.0,
+            show_default=True,
+            help="Seconds to wait after a TLS 1.3 handshake for a ticket, alert or EOF.",
+        ),
+        click.option("--http-timeout", type=click.FloatRange(0.1, 300), default=5.0, show_default=True, help="Seconds for the HTTP probe's response."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def targets_from(source: str, options: dict[str, Any], known_checks: list[str]) -> tuple[list[Target], str | None]:
+    """An inventory file, or HOST:PORT with --ca/--cert/--key."""
+    path = Path(source)
+    adhoc_flags = [flag for flag in ("ca", "cert", "key", "server_name", "key_password_env") if options.get(flag)]
+    try:
+        if path.is_file():
+            if adhoc_flags:
+                names = ", ".join("--" + flag.replace("_", "-") for flag in adhoc_flags)
+                fail_usage(f"{names} apply to a HOST:PORT target, not to an inventory file ({source})")
+            return list(load_inventory(path, known_checks=known_checks)), str(path)
+        if options.get("ca") is None:
+            if source.endswith((".yaml", ".yml", ".json")) or "/" in source:
+                fail_usage(f"{source}: inventory file not found")
+            fail_usage(f"{source}: not an inventory file; a HOST:PORT target needs --ca (and usually --cert/--key)")
+        target = target_from_command_line(
+            source,
+            ca=options["ca"],
+            cert=options.get("cert"),
+            key=options.get("key"),
+            server_name=options.get("server_name"),
+            password_env=options.get("key_password_env"),
+        )
+        return [target], None
+    except InventoryError as error:
+        fail_usage(str(error))
+
+
+def build_scan_options(options: dict[str, Any]) -> ScanOptions:
+    return ScanOptions(
+        timeouts=Timeouts(
+            connect=options["connect_timeout"],
+            handshake=options["handshake_timeout"],
+            post_handshake=options["post_handshake_wait"],
+            http=options["http_timeout"],
+        ),
+        concurrency=options["concurrency"],
+        per_host=options["per_host"],
+    )
+
+
+def recorded_options(options: dict[str, Any], fail_on: str, checks: list[str]) -> dict[str, Any]:
+    """The options worth keeping in the report: no paths to keys, no passwords."""
+    keep = ("concurrency", "per_host", "connect_timeout", "handshake_timeout", "post_handshake_wait", "http_timeout")
+    return {name: options[name] for name in keep} | {"fail_on": fail_on, "checks": checks}
+
+
+def execute_scan(
+    targets: list[Target],
+    checks: tuple[Check, ...],
+    options: dict[str, Any],
+    *,
+    json_path: Path | None,
+    html_path: Path | None,
+    inventory: str | None,
+    fail_on: str,
+    quiet: bool,
+) -> tuple[ScanOutcome, ExitCode]:
+    from reports.console import render_summary
+    from reports.html_report import HtmlReportWriter
+    from reports.json_report import JsonReportWriter
+
+    writers: list[Any] = []
+    if json_path is not None:
+        writers.append(JsonReportWriter(json_path))
+    if html_path is not None:
+        writers.append(HtmlReportWriter(html_path))
+    check_ids = [check.id for check in checks]
+    progress = _Progress(len(targets), enabled=not quiet)
+    try:
+        outcome = trio.run(
+            run_scan,
+            targets,
+            checks,
+            build_scan_options(options),
+            writers,
+            inventory,
+            recorded_options(options, fail_on, check_ids),
+            progress.advance,
+        )
+    except OSError as error:  # e.g. a report path we cannot write
+        fail_usage(f"cannot write report: {error.filename or ''}: {error.strerror or error}")
+    finally:
+        progress.close()
+    code = exit_code(
+        (f["status"] for d in outcome.digests for f in d.findings.values()),
+        (d.status for d in outcome.digests),
+        fail_on,
+    )
+    if not quiet:
+        render_summary([d.as_dict() for d in outcome.digests])
+        for writer, path in ((json_path, "JSON"), (html_path, "HTML")):
+            if writer is not None:
+                click.echo(f"{path} report: {writer}")
+    return outcome, code
+
+
+class _Progress:
+    """A progress line on an interactive terminal; silent otherwise."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._bar = None
+        if enabled and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self._bar = Progress(
+                "scanning", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+            )
+            self._task = self._bar.add_task("scan", total=total)
+            self._bar.start()
+
+    def advance(self, digest: Any) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@main.command()
+@click.argument("source", metavar="INVENTORY|HOST:PORT")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the JSON report here.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the HTML report here.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON_LEVELS),
+    default="fail",
+    show_default=True,
+    help="Lowest finding status that makes the exit code 1.",
+)
+@click.option("--check", "only_checks", multiple=True, metavar="ID", help="Run only this check (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing; rely on the exit code and reports.")
+@scan_options
+def scan(source: str, json_path, html_path, fail_on: str, only_checks: tuple[str, ...], quiet: bool, **options) -> None:
+    """Scan an inventory file, or one HOST:PORT with --ca/--cert/--key."""
+    checks = registered_checks()
+    known = [check.id for check in checks]
+    unknown = [check_id for check_id in only_checks if check_id not in known]
+    if unknown:
+        fail_usage(f"--check: unknown check {unknown[0]!r} (known: {', '.join(known)})")
+    if only_checks:
+        checks = tuple(check for check in checks if check.id in only_checks)
+    targets, inventory = targets_from(source, options, known)
+    _, code = execute_scan(
+        targets,
+        checks,
+        options,
+        json_path=json_path,
+        html_path=html_path,
+        inventory=inventory,
+        fail_on=fail_on,
+        quiet=quiet,
+    )
+    sys.exit(code)
+
+
+@main.command(name="checks")
+def list_checks() -> None:
+    """List the checks: id, title, severity and what they probe."""
+    checks = registered_checks()
+    width = max(len(check.id) for check in checks)
+    for check in checks:
+        probes = ", ".join(sorted(need.value for need in check.needs))
+        click.echo(f"{check.id:<{width}}  {check.severity.value:<8}  {check.title}")
+        click.echo(f"{'':<{width}}  probes: {probes}")
+        click.echo(f"{'':<{width}}  passes when {check.description}")
+
+
+@main.command()
+@click.option(
+    "--output",
+    "output_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("mtls-audit-demo"),
+    show_default=True,
+    help="Folder for the lab's PKI, its inventory and the reports.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only the verdict check and the exit code.")
+def demo(output_dir: Path, quiet: bool) -> None:
+    """Scan a built-in lab of loopback TLS servers with known misconfigurations.
+
+    Generates a throwaway PKI, starts the lab, scans it with the real prober, writes
+    report.json and report.html, stops the lab, and checks every verdict against
+    what the lab was built to show. Exits 0 when they all match.
+    """
+    from scanner.lab.demo import run_demo
+
+    sys.exit(run_demo(output_dir, quiet=quiet))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""One scan from targets to written reports: the pipeline `scan` and `demo` share.
+
+Results stream from the engine to every writer as they arrive; only a small
+per-target digest is kept for the console summary and the exit code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import trio
+
+from checks.base import Check
+from scanner import __version__
+from scanner.engine import ScanOptions, scan
+from scanner.results import ScanMetadata
+from scanner.target import Target
+
+
+class ReportWriter(Protocol):
+    def start(self) -> None: ...
+    def add(self, target: dict[str, Any]) -> None: ...
+    def finish(self, scan: dict[str, Any], summary: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class TargetDigest:
+    """What the console and the exit code need of a finished target."""
+
+    name: str
+    address: str
+    status: str
+    error: str | None
+    findings: dict[str, dict[str, str]]  # check id -> {"status", "summary"}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "address": self.address, "status": self.status, "error": self.error,
+                "findings": self.findings}
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    digests: list[TargetDigest]
+    summary: dict[str, Any]
+    scan: dict[str, Any]
+
+
+def _count(counter: dict[str, int], key: str) -> None:
+    counter[key] = counter.get(key, 0) + 1
+
+
+async def run_scan(
+    targets: Sequence[Target],
+    checks: Sequence[Check],
+    options: ScanOptions,
+    writers: Sequence[ReportWriter],
+    inventory: str | None,
+    option_record: dict[str, Any],
+    on_result: Callable[[TargetDigest], None] = lambda digest: None,
+) -> ScanOutcome:
+    started = datetime.now(UTC)
+    for writer in writers:
+        writer.start()
+    digests: list[TargetDigest] = []
+    by_target: dict[str, int] = {}
+    by_finding: dict[str, int] = {}
+    send, receive = trio.open_memory_channel(0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(scan, targets, checks, options, send, started)
+        async with receive:
+            async for result in receive:
+                document = result.to_dict()
+                for writer in writers:
+                    writer.add(document)
+                digest = TargetDigest(
+                    name=document["name"],
+                    address=document["address"],
+                    status=document["status"],
+                    error=document["error"],
+                    findings={
+                        f["check"]: {"status": f["status"], "summary": f["summary"]} for f in document["findings"]
+                    },
+                )
+                _count(by_target, digest.status)
+                for finding in digest.findings.values():
+                    _count(by_finding, finding["status"])
+                digests.append(digest)
+                on_result(digest)
+    metadata = ScanMetadata(started, datetime.now(UTC), __version__, inventory, option_record).to_dict()
+    summary = {"targets": len(digests), "targets_by_status": by_target, "findings_by_status": by_finding}
+    for writer in writers:
+        writer.finish(metadata, summary)
+    return ScanOutcome(digests, summary, metadata)
