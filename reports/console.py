@@ -65,10 +65,10 @@ def render_summary(targets: Sequence[dict], stream: TextIO | None = None, width:
         if target["status"] == "error" and target.get("error"):
             line = status_text("error")
             line.append(f" {printable(target['name'])}: could not be scanned: {printable(target['error'])}")
-            console.print(line)
+            console.print(line, soft_wrap=True)
             continue
         for check_id, finding in target["findings"].items():
             if finding["status"] in ("fail", "warn", "error"):
                 line = status_text(finding["status"])
                 line.append(f" {printable(target['name'])} {check_id}: {printable(finding['summary'])}")
-                console.print(line)
+                console.print(line, soft_wrap=True)

@@ -103,7 +103,6 @@ class _Recorder:
     started: float = field(default_factory=trio.current_time)
     connected_at: float | None = None
     facts: dict = field(default_factory=dict)
-    phase: Phase = Phase.CONNECT
 
     def elapsed_ms(self) -> float:
         base = self.connected_at if self.connected_at is not None else self.started
@@ -218,7 +217,6 @@ async def _exchange(
     timeouts: Timeouts,
     http_request: HttpRequest | None,
 ) -> None:
-    recorder.phase = Phase.HANDSHAKE
     recorder.note(connection.start(), connection)
     with trio.move_on_after(timeouts.handshake) as scope:
         while not connection.handshake_completed and not connection.finished:
@@ -232,7 +230,6 @@ async def _exchange(
 
     if connection.negotiated_version() == "TLSv1.3":
         # The client finished first; wait for the server's word on our certificate.
-        recorder.phase = Phase.POST_HANDSHAKE
         with trio.move_on_after(timeouts.post_handshake):
             while "after_handshake" not in recorder.facts and not connection.finished:
                 if not await _pump(stream, connection, recorder):
@@ -243,7 +240,6 @@ async def _exchange(
 
     if http_request is None:
         return
-    recorder.phase = Phase.HTTP
     await _http_exchange(stream, connection, recorder, timeouts, http_request)
 
 

@@ -99,14 +99,3 @@ class ScanMetadata:
             "inventory": self.inventory,
             "options": self.options,
         }
-
-
-def summarize(targets: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts for the report header, from the dict form of the targets."""
-    by_target: dict[str, int] = {}
-    by_finding: dict[str, int] = {}
-    for target in targets:
-        by_target[target["status"]] = by_target.get(target["status"], 0) + 1
-        for finding in target["findings"]:
-            by_finding[finding["status"]] = by_finding.get(finding["status"], 0) + 1
-    return {"targets": len(targets), "targets_by_status": by_target, "findings_by_status": by_finding}

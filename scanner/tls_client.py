@@ -11,7 +11,8 @@ CertificateRequest, the alerts and TLS 1.3 session tickets; those are the eviden
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
+from typing import TypeVar
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -33,6 +34,8 @@ _STATE_CERTIFICATE_REQUEST = "SSLv3/TLS read server certificate request"
 _STATE_SESSION_TICKET = "SSLv3/TLS read server session ticket"
 
 _READ_SIZE = 65536
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -207,40 +210,34 @@ class TLSClientConnection:
         if self.finished:
             return self._take_pending()
         if not self.handshake_completed:
-            try:
-                self._connection.do_handshake()
-            except SSL.WantReadError:
+            completed, _ = self._attempt(self._connection.do_handshake)
+            if not completed:
                 return self._take_pending()
-            except SSL.ZeroReturnError:
-                self._closed = True
-                return self._take_pending() + [ConnectionClosed(clean=True)]
-            except SSL.SysCallError:
-                # The transport ended mid-handshake (bio_shutdown after EOF).
-                self._closed = True
-                return self._take_pending() + [ConnectionClosed(clean=False)]
-            except SSL.Error as error:
-                self._failed = True
-                return self._take_pending() + [TLSFailed(_describe(error))]
             self.handshake_completed = True
             self._pending.append(HandshakeCompleted())
-        return self._read_application_data()
-
-    def _read_application_data(self) -> list[Event]:
         while True:
-            try:
-                data = self._connection.recv(_READ_SIZE)
-            except SSL.WantReadError:
+            received, data = self._attempt(lambda: self._connection.recv(_READ_SIZE))
+            if not received:
                 return self._take_pending()
-            except SSL.ZeroReturnError:
-                self._closed = True
-                return self._take_pending() + [ConnectionClosed(clean=True)]
-            except SSL.SysCallError:
-                self._closed = True
-                return self._take_pending() + [ConnectionClosed(clean=False)]
-            except SSL.Error as error:
-                self._failed = True
-                return self._take_pending() + [TLSFailed(_describe(error))]
             self._pending.append(ApplicationData(data))
+
+    def _attempt(self, operation: Callable[[], T]) -> tuple[bool, T | None]:
+        """Run one OpenSSL operation; (False, None) when it needs more bytes or the
+        connection ended, with the ending recorded as an event."""
+        try:
+            return True, operation()
+        except SSL.WantReadError:
+            return False, None
+        except SSL.ZeroReturnError:  # close_notify
+            self._closed = True
+            self._pending.append(ConnectionClosed(clean=True))
+        except SSL.SysCallError:  # EOF on the transport (bio_shutdown)
+            self._closed = True
+            self._pending.append(ConnectionClosed(clean=False))
+        except SSL.Error as error:
+            self._failed = True
+            self._pending.append(TLSFailed(_describe(error)))
+        return False, None
 
     def _take_pending(self) -> list[Event]:
         events, self._pending = self._pending, []

@@ -1,0 +1,43 @@
+"""The README's examples must stay true: its inventory loads, its commands exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from scanner.inventory import load_inventory
+from scanner.target import AppProtocol, ClientAuthExpectation
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def test_readme_inventory_example_loads(tmp_path: Path, lab_pki, monkeypatch):
+    example = re.search(r"```yaml\n(.*?)```", README, re.S).group(1)
+    (tmp_path / "pki").mkdir()
+    (tmp_path / "pki" / "ca.pem").write_bytes(lab_pki.root.certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "pki" / "client.pem").write_bytes(lab_pki.client.certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "pki" / "client.key").write_bytes(
+        lab_pki.client.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"readme-password"),
+        )
+    )
+    (tmp_path / "inventory.yaml").write_text(example)
+    monkeypatch.setenv("CLIENT_KEY_PASSWORD", "readme-password")
+    targets = load_inventory(tmp_path / "inventory.yaml")
+    assert [t.name for t in targets] == ["payments-api", "127.0.0.1:9443", "public-docs"]
+    docs = targets[2]
+    assert docs.client_auth is ClientAuthExpectation.NONE
+    assert docs.app_protocol is AppProtocol.NONE
+    assert docs.disabled_checks == frozenset({"expiry-soon"})
+    assert targets[0].identity is not None and targets[0].tags == ("staging",)
+
+
+def test_readme_setup_commands_match_ci():
+    ci = (Path(__file__).parent.parent / ".ci" / "run").read_text()
+    test_command = re.search(r"Run the tests.*?```sh\n(.*?)\n```", README, re.S).group(1)
+    assert test_command in ci
+    assert "mtls-audit demo" in re.search(r"```sh\n(.*?)\n```", README, re.S).group(1)
