@@ -66,9 +66,14 @@ class HttpRequest:
     def request_line(self) -> str:
         return f"GET {self.path} HTTP/1.1"
 
+    @property
+    def host_header(self) -> str:
+        # RFC 7230 section 5.4: an IPv6 literal goes in brackets.
+        return f"[{self.host}]" if ":" in self.host else self.host
+
     def encode(self) -> bytes:
         return (
-            f"{self.request_line}\r\nHost: {self.host}\r\nUser-Agent: mtls-audit\r\n"
+            f"{self.request_line}\r\nHost: {self.host_header}\r\nUser-Agent: mtls-audit\r\n"
             "Accept: */*\r\nConnection: close\r\n\r\n"
         ).encode("ascii")
 

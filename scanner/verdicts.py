@@ -21,6 +21,7 @@ from scanner.observations import (
     ProbeObservation,
     TLSVersion,
 )
+from scanner.prober import HttpRequest, sni_for
 from scanner.target import AppProtocol, Target
 
 # Statuses that mean "the application refused this client". 495/496 are nginx's
@@ -198,8 +199,6 @@ def openssl_command(target: Target, presented: Presented, version: TLSVersion) -
     (`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes
     -subj /CN=impostor -keyout self-signed-client.key -out self-signed-client.pem`).
     """
-    from scanner.prober import sni_for
-
     arguments = ["openssl", "s_client", "-connect", target.address]
     sni = sni_for(target.server_name)
     arguments += ["-servername", sni] if sni else ["-noservername"]
@@ -213,7 +212,10 @@ def openssl_command(target: Target, presented: Presented, version: TLSVersion) -
         arguments += ["-cert", cert, "-key", key]
     command = shlex.join(arguments)
     if target.app_protocol is AppProtocol.HTTP:
-        request = f"GET {target.http_path} HTTP/1.1\\r\\nHost: {target.server_name}\\r\\nConnection: close\\r\\n\\r\\n"
+        host = HttpRequest(target.http_path, target.server_name).host_header
+        request = f"GET {target.http_path} HTTP/1.1\\r\\nHost: {host}\\r\\nConnection: close\\r\\n\\r\\n"
+        # The request is printf's format string: a % in the path must stay literal.
+        request = request.replace("%", "%%")
         return f"printf {shlex.quote(request)} | {command} -ign_eof"
     # Keep stdin open a moment so a TLS 1.3 rejection after the handshake is printed.
     return f"sleep 1 | {command}"
