@@ -143,7 +143,7 @@ async def scan_target(
                     nursery.start_soon(probe, ProbeSpec(presented, version), observations)
 
     observations.sort(key=lambda o: (list(Presented).index(o.spec.presented), o.spec.version.rank))
-    return judge_target(target, tuple(observations), enabled, skipped, now)
+    return judge_target(target, tuple(observations), enabled, skipped, now, scanned_at=datetime.now(UTC))
 
 
 def judge_target(
@@ -152,6 +152,7 @@ def judge_target(
     enabled: Sequence[Check],
     skipped: Sequence[tuple[Check, str]],
     now: datetime,
+    scanned_at: datetime | None = None,
 ) -> TargetResult:
     """Turn a target's observations into its result. Pure: no I/O, no clock."""
     evidence = Evidence(target, observations, now)
@@ -184,6 +185,7 @@ def judge_target(
         presented_chain=tuple(presented_chain(evidence)),
         findings=tuple(findings),
         observations=observations,
+        scanned_at=scanned_at or now,
     )
 
 

@@ -64,6 +64,7 @@ class TargetResult:
     presented_chain: tuple[x509.Certificate, ...]
     findings: tuple[Finding, ...]
     observations: tuple[ProbeObservation, ...]
+    scanned_at: datetime  # when the last probe of this target finished
 
     def to_dict(self) -> dict[str, Any]:
         target = self.target
@@ -74,6 +75,7 @@ class TargetResult:
             "tags": list(target.tags),
             "status": self.status.value,
             "error": self.error,
+            "scanned_at": self.scanned_at.isoformat(),
             "accepted_versions": list(self.accepted_versions),
             "client_auth": [entry.to_dict() for entry in self.client_auth],
             "certificates": [certificate_summary(c) for c in self.presented_chain],

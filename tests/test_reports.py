@@ -81,6 +81,7 @@ def _targets() -> list[dict[str, Any]]:
         "tags": ["prod", "pci"],
         "status": "warn",
         "error": None,
+        "scanned_at": "2026-11-26T10:00:01+00:00",
         "accepted_versions": ["TLSv1.2", "TLSv1.3"],
         "client_auth": [
             {"version": "TLSv1.2", "classification": "required", "blocked_at": "tls-handshake",
@@ -140,6 +141,7 @@ def _targets() -> list[dict[str, Any]]:
         "tags": [IMG],
         "status": "fail",
         "error": None,
+        "scanned_at": "2026-11-26T10:00:02+00:00",
         "accepted_versions": ["TLSv1.2"],
         "client_auth": [
             {"version": "TLSv1.2", "classification": "optional", "blocked_at": None, "detail": f"served 200 {SCRIPT}"},
@@ -177,6 +179,7 @@ def _targets() -> list[dict[str, Any]]:
         "tags": [],
         "status": "error",
         "error": "connection refused",
+        "scanned_at": "2026-11-26T10:00:03+00:00",
         "accepted_versions": [],
         "client_auth": [],
         "certificates": [],
