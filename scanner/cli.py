@@ -237,6 +237,35 @@ def scan(source: str, json_path, html_path, fail_on: str, only_checks: tuple[str
     sys.exit(code)
 
 
+@main.command()
+@click.argument("source", metavar="HOST:PORT|INVENTORY")
+@scan_options
+def explain(source: str, **options) -> None:
+    """Print every probe, one line each: what was presented, what came back, when.
+
+    Takes the same target options as `scan`; each line's verdict is the one the
+    checks use, and the checks' evidence holds the matching `openssl s_client` line.
+    """
+    from reports.explain import explain_lines
+    from scanner.engine import scan as scan_targets
+
+    checks = registered_checks()
+    targets, _ = targets_from(source, options, [check.id for check in checks])
+
+    async def probe_all() -> list:
+        send, receive = trio.open_memory_channel(0)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(scan_targets, targets, checks, build_scan_options(options), send)
+            return [result async for result in receive]
+
+    for result in trio.run(probe_all):
+        target = result.target
+        label = target.address if target.name == target.address else f"{target.name} ({target.address})"
+        click.echo(f"{label}, server name {target.server_name}:")
+        for line in explain_lines(result.target, result.observations):
+            click.echo(f"  {line}")
+
+
 @main.command(name="checks")
 def list_checks() -> None:
     """List the checks: id, title, severity and what they probe."""

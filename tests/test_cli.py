@@ -244,3 +244,30 @@ def test_json_report_written_as_results_stream_is_valid_json(tmp_path: Path, lab
     assert document["schema_version"] == "1.0"
     assert document["summary"]["targets"] == 3
     assert [t["name"] for t in document["targets"]] == ["strict", "any-ca", "leaf-only"]
+
+
+def test_explain_prints_one_line_per_probe_with_what_came_back(lab_process):
+    pki = lab_process.directory / "pki"
+    common = ["--ca", str(pki / "ca.pem"), "--cert", str(pki / "client.pem"), "--key", str(pki / "client.key")]
+    result = run_cli(
+        "explain", lab_process.address("tls12-allowed"), *common, "--server-name", lab_process.server_names["tls12-allowed"]
+    )
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}
+    assert set(lines) == {
+        "valid@tls1.0", "valid@tls1.1", "valid@tls1.2", "valid@tls1.3",
+        "no-cert@tls1.2", "no-cert@tls1.3", "rogue-ca@tls1.2", "rogue-ca@tls1.3",
+        "self-signed@tls1.2", "self-signed@tls1.3",
+    }  # fmt: skip
+    assert "alert 40 handshake_failure in the handshake" in lines["no-cert@tls1.2"]
+    assert lines["no-cert@tls1.2"].endswith("=> blocked at tls-handshake")
+    assert "alert 116 certificate_required" in lines["no-cert@tls1.3"] and "after the handshake" in lines["no-cert@tls1.3"]
+    assert lines["valid@tls1.0"].endswith("=> TLSv1 refused")
+    assert "presented no certificate" in lines["no-cert@tls1.3"]
+    assert "presented rogue-CA impostor (sha256 " in lines["rogue-ca@tls1.3"]
+
+    http_layer = run_cli(
+        "explain", lab_process.address("http-layer"), *common, "--server-name", lab_process.server_names["http-layer"]
+    )
+    no_cert = next(line for line in http_layer.stdout.splitlines() if "no-cert@tls1.3" in line)
+    assert "HTTP 400 Bad Request" in no_cert and no_cert.endswith("=> blocked at http")
