@@ -141,6 +141,7 @@ def execute_scan(
     from reports.console import render_summary
     from reports.html_report import HtmlReportWriter
     from reports.json_report import JsonReportWriter
+    from reports.progress import ScanProgress
 
     writers: list[Any] = []
     if json_path is not None:
@@ -148,7 +149,7 @@ def execute_scan(
     if html_path is not None:
         writers.append(HtmlReportWriter(html_path))
     check_ids = [check.id for check in checks]
-    progress = _Progress(len(targets), enabled=not quiet)
+    progress = ScanProgress(len(targets), quiet=quiet)
     try:
         outcome = trio.run(
             run_scan,
@@ -158,7 +159,7 @@ def execute_scan(
             writers,
             inventory,
             recorded_options(options, fail_on, check_ids),
-            progress.advance,
+            progress.target_done,
         )
     except OSError as error:  # e.g. a report path we cannot write
         fail_usage(f"cannot write report: {error.filename or ''}: {error.strerror or error}")
@@ -175,29 +176,6 @@ def execute_scan(
             if writer is not None:
                 click.echo(f"{path} report: {writer}")
     return outcome, code
-
-
-class _Progress:
-    """A progress line on an interactive terminal; silent otherwise."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self._bar = None
-        if enabled and sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-            self._bar = Progress(
-                "scanning", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
-            )
-            self._task = self._bar.add_task("scan", total=total)
-            self._bar.start()
-
-    def advance(self, digest: Any) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 @main.command()

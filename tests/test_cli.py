@@ -271,3 +271,50 @@ def test_explain_prints_one_line_per_probe_with_what_came_back(lab_process):
     )
     no_cert = next(line for line in http_layer.stdout.splitlines() if "no-cert@tls1.3" in line)
     assert "HTTP 400 Bad Request" in no_cert and no_cert.endswith("=> blocked at http")
+
+
+def test_progress_is_plain_lines_off_a_terminal_and_nothing_with_quiet(tmp_path: Path, lab_process):
+    inventory = write_inventory(tmp_path / "inventory.yaml", lab_process, ["strict", "optional"])
+    result = run_cli("scan", str(inventory))
+    progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert progress[0].startswith("[1/2] strict ") and progress[0].endswith("PASS")
+    assert progress[1].startswith("[2/2] optional ") and "client-cert-required (fail)" in progress[1]
+    assert "mtls-audit summary" in result.stdout  # the table comes at the end either way
+    quiet = run_cli("scan", str(inventory), "--quiet")
+    assert quiet.stdout == "" and quiet.stderr == ""
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path, lab_process):
+    import pty
+
+    inventory = write_inventory(tmp_path / "inventory.yaml", lab_process, ["strict", "optional"])
+    primary, secondary = pty.openpty()
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "scanner.cli", "scan", str(inventory)],
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            text=True,
+            timeout=60,
+            env=os.environ | {"COLUMNS": "120"},
+        )
+        os.close(secondary)
+        secondary = None
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        if secondary is not None:
+            os.close(secondary)
+        os.close(primary)
+    terminal = b"".join(chunks).decode("utf-8", "replace")
+    assert completed.returncode == 1
+    assert "scanning" in terminal and "failing" in terminal and "ETA" in terminal
+    assert "[1/2]" not in terminal  # a bar, not log lines
+    assert "mtls-audit summary" in completed.stdout
