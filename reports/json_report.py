@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+
+from reports.atomic import AtomicFile
 
 SCHEMA_VERSION = "1.0"  # must match scanner.results.SCHEMA_VERSION and the schema's const
 
@@ -48,7 +48,7 @@ class JsonReportWriter:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._file: IO[str] | None = None
-        self._temp_path: Path | None = None
+        self._atomic: AtomicFile | None = None
         self._count = 0
         self._done = False
 
@@ -57,11 +57,8 @@ class JsonReportWriter:
     def start(self) -> None:
         if self._file is not None or self._done:
             raise RuntimeError("JsonReportWriter.start() called twice")
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=directory)
-        self._temp_path = Path(name)
-        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        self._atomic = AtomicFile(self.path)
+        self._file = self._atomic.file
         self._file.write(f'{{"schema_version": {_dumps(SCHEMA_VERSION)}, "targets": [')
 
     def add(self, target: dict[str, Any]) -> None:
@@ -78,36 +75,18 @@ class JsonReportWriter:
         closing += f'],\n"scan": {_dumps(scan, indent=2)},\n"summary": {_dumps(summary, indent=2)}\n}}\n'
         try:
             file.write(closing)
-            file.flush()
-            os.fsync(file.fileno())
         except BaseException:
             self.abort()
             raise
-        file.close()
         self._file = None
-        assert self._temp_path is not None
-        try:
-            os.replace(self._temp_path, self.path)
-        except BaseException:
-            self.abort()
-            raise
-        self._temp_path = None
         self._done = True
-        return self.path
+        return self._atomic.commit()
 
     def abort(self) -> None:
         """Drop the partial report; the final name is never touched."""
-        if self._file is not None:
-            try:
-                self._file.close()
-            finally:
-                self._file = None
-        if self._temp_path is not None:
-            try:
-                self._temp_path.unlink()
-            except FileNotFoundError:
-                pass
-            self._temp_path = None
+        if self._atomic is not None:
+            self._atomic.abort()
+        self._file = None
         self._done = True
 
     def __enter__(self) -> JsonReportWriter:

@@ -7,6 +7,8 @@ never a traceback (click's own usage errors exit 2 as well).
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -14,14 +16,16 @@ import click
 import trio
 
 from checks.base import Check
+from reports.outputs import SIEM_FLAVORS, Outputs, render_saved
 from checks.registry import RegistryError, load_checks
 from scanner import __version__
 from scanner.engine import ScanOptions
-from scanner.exit_codes import FAIL_ON_LEVELS, ExitCode, exit_code
+from scanner.exit_codes import FAIL_ON_LEVELS, ExitCode, scan_exit_code
 from scanner.inventory import InventoryError, load_inventory, target_from_command_line
 from scanner.prober import Timeouts
 from scanner.runner import ScanOutcome, run_scan
 from scanner.target import Target
+from scanner.triage import Triage
 
 
 def fail_usage(message: str) -> NoReturn:
@@ -127,92 +131,181 @@ def recorded_options(options: dict[str, Any], fail_on: str, checks: list[str]) -
     return {name: options[name] for name in keep} | {"fail_on": fail_on, "checks": checks}
 
 
+def load_triage(baseline: Path | None, waivers: Path | None, known_checks: list[str]) -> Triage | None:
+    from scanner.baseline import BaselineError, load_baseline
+    from scanner.waivers import WaiverError, load_waivers
+
+    if baseline is None and waivers is None:
+        return None
+    try:
+        return Triage(
+            today=datetime.now(UTC).date(),
+            baseline=load_baseline(baseline) if baseline is not None else None,
+            waivers=load_waivers(waivers, known_checks) if waivers is not None else None,
+        )
+    except (BaselineError, WaiverError) as error:
+        fail_usage(str(error))
+
+
 def execute_scan(
     targets: list[Target],
     checks: tuple[Check, ...],
     options: dict[str, Any],
+    outputs: Outputs,
     *,
-    json_path: Path | None,
-    html_path: Path | None,
     inventory: str | None,
-    fail_on: str,
+    triage: Triage | None,
+    fail_on_new: bool,
     quiet: bool,
 ) -> tuple[ScanOutcome, ExitCode]:
     from reports.console import render_summary
-    from reports.html_report import HtmlReportWriter
-    from reports.json_report import JsonReportWriter
     from reports.progress import ScanProgress
 
-    writers: list[Any] = []
-    if json_path is not None:
-        writers.append(JsonReportWriter(json_path))
-    if html_path is not None:
-        writers.append(HtmlReportWriter(html_path))
     check_ids = [check.id for check in checks]
+    record = recorded_options(options, outputs.fail_on, check_ids) | {"fail_on_new": fail_on_new}
     progress = ScanProgress(len(targets), quiet=quiet)
     try:
         outcome = trio.run(
-            run_scan,
-            targets,
-            checks,
-            build_scan_options(options),
-            writers,
-            inventory,
-            recorded_options(options, fail_on, check_ids),
-            progress.target_done,
+            partial(
+                run_scan,
+                targets,
+                checks,
+                build_scan_options(options),
+                outputs.writers(),
+                inventory,
+                record,
+                progress.target_done,
+                triage=triage,
+            )
         )
     except OSError as error:  # e.g. a report path we cannot write
         fail_usage(f"cannot write report: {error.filename or ''}: {error.strerror or error}")
     finally:
         progress.close()
-    code = exit_code(
-        (f["status"] for d in outcome.digests for f in d.findings.values()),
-        (d.status for d in outcome.digests),
-        fail_on,
-    )
+    code = scan_exit_code((d.as_dict() for d in outcome.digests), outputs.fail_on, fail_on_new)
     if not quiet:
-        render_summary([d.as_dict() for d in outcome.digests])
-        for writer, path in ((json_path, "JSON"), (html_path, "HTML")):
-            if writer is not None:
-                click.echo(f"{path} report: {writer}")
+        # NDJSON on stdout must stay machine-readable: people-facing text goes to stderr.
+        stream = sys.stderr if outputs.siem_to_stdout else sys.stdout
+        render_summary([d.as_dict() for d in outcome.digests], stream=stream)
+        for kind, where in outputs.written():
+            click.echo(f"{kind} report: {where}", file=stream)
     return outcome, code
+
+
+def report_options(function):
+    """Options that choose the reports, shared by `scan` and `report`."""
+    path = click.Path(path_type=Path, dir_okay=False)
+    decorators = [
+        click.option("--html", "html_path", type=path, help="Write the HTML report here."),
+        click.option("--junit", "junit_path", type=path, help="Write JUnit XML here (a testcase per target x check)."),
+        click.option("--siem", type=click.Choice(SIEM_FLAVORS), help="SIEM schema for --siem-out: ECS or OCSF."),
+        click.option("--siem-out", metavar="FILE|-", help="Append one NDJSON event per finding (+1 per scan); - is stdout."),
+        click.option(
+            "--fail-on",
+            type=click.Choice(FAIL_ON_LEVELS),
+            default="fail",
+            show_default=True,
+            help="Lowest finding status that fails: exit code 1 for scan, <failure> in JUnit.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def outputs_from(json_path: Path | None, html_path, junit_path, siem, siem_out, fail_on: str) -> Outputs:
+    outputs = Outputs(json=json_path, html=html_path, junit=junit_path, siem=siem, siem_out=siem_out, fail_on=fail_on)
+    problem = outputs.problem()
+    if problem:
+        fail_usage(problem)
+    return outputs
 
 
 @main.command()
 @click.argument("source", metavar="INVENTORY|HOST:PORT")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the JSON report here.")
-@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the HTML report here.")
-@click.option(
-    "--fail-on",
-    type=click.Choice(FAIL_ON_LEVELS),
-    default="fail",
-    show_default=True,
-    help="Lowest finding status that makes the exit code 1.",
-)
+@report_options
+@click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False), help="A previous JSON report: mark findings new, known or resolved.")
+@click.option("--fail-on-new", is_flag=True, help="With --baseline: only findings new since the baseline fail the job.")
+@click.option("--waivers", type=click.Path(path_type=Path, dir_okay=False), help="YAML of accepted risks (target, check, reason, owner, expires).")
 @click.option("--check", "only_checks", multiple=True, metavar="ID", help="Run only this check (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; rely on the exit code and reports.")
 @scan_options
-def scan(source: str, json_path, html_path, fail_on: str, only_checks: tuple[str, ...], quiet: bool, **options) -> None:
+def scan(
+    source: str,
+    json_path,
+    html_path,
+    junit_path,
+    siem,
+    siem_out,
+    fail_on: str,
+    baseline,
+    fail_on_new: bool,
+    waivers,
+    only_checks: tuple[str, ...],
+    quiet: bool,
+    **options,
+) -> None:
     """Scan an inventory file, or one HOST:PORT with --ca/--cert/--key."""
     checks = registered_checks()
     known = [check.id for check in checks]
     unknown = [check_id for check_id in only_checks if check_id not in known]
     if unknown:
         fail_usage(f"--check: unknown check {unknown[0]!r} (known: {', '.join(known)})")
+    if fail_on_new and baseline is None:
+        fail_usage("--fail-on-new needs --baseline PREVIOUS.json")
     if only_checks:
         checks = tuple(check for check in checks if check.id in only_checks)
+    outputs = outputs_from(json_path, html_path, junit_path, siem, siem_out, fail_on)
     targets, inventory = targets_from(source, options, known)
+    triage = load_triage(baseline, waivers, known)
     _, code = execute_scan(
-        targets,
-        checks,
-        options,
-        json_path=json_path,
-        html_path=html_path,
-        inventory=inventory,
-        fail_on=fail_on,
-        quiet=quiet,
+        targets, checks, options, outputs, inventory=inventory, triage=triage, fail_on_new=fail_on_new, quiet=quiet
     )
     sys.exit(code)
+
+
+@main.command()
+@click.argument("saved", metavar="SAVED.json", type=click.Path(path_type=Path, dir_okay=False))
+@report_options
+def report(saved: Path, html_path, junit_path, siem, siem_out, fail_on: str) -> None:
+    """Re-render a saved JSON report as HTML, JUnit or SIEM events, offline."""
+    from reports.json_report import ReportError, load_report
+
+    outputs = outputs_from(None, html_path, junit_path, siem, siem_out, fail_on)
+    if not outputs.writers(include_json=False):
+        fail_usage("nothing to write: give --html, --junit and/or --siem with --siem-out")
+    try:
+        document = load_report(saved)
+    except ReportError as error:
+        fail_usage(str(error))
+    try:
+        render_saved(document, outputs)
+    except OSError as error:
+        fail_usage(f"cannot write report: {error.filename or ''}: {error.strerror or error}")
+    stream = sys.stderr if outputs.siem_to_stdout else sys.stdout
+    for kind, where in outputs.written():
+        click.echo(f"{kind} report: {where}", file=stream)
+
+
+@main.command()
+@click.argument("old", metavar="OLD.json", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("new", metavar="NEW.json", type=click.Path(path_type=Path, dir_okay=False))
+def diff(old: Path, new: Path) -> None:
+    """What got worse and what got better between two JSON reports.
+
+    Exits 1 when something got worse, 0 otherwise (2 on unreadable input).
+    """
+    from reports.json_report import ReportError, load_report
+    from scanner.baseline import BaselineError, diff_reports
+
+    try:
+        changes = diff_reports(load_report(old), load_report(new))
+    except (ReportError, BaselineError) as error:
+        fail_usage(str(error))
+    for line in changes.format_lines():
+        click.echo(line)
+    sys.exit(ExitCode.FINDINGS if changes.worse else ExitCode.OK)
 
 
 @main.command()

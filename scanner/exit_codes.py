@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class ExitCode(enum.IntEnum):
@@ -37,3 +38,27 @@ def exit_code(finding_statuses: Iterable[str], target_statuses: Iterable[str], f
     if any(status == "error" for status in finding_statuses) or any(s == "error" for s in target_statuses):
         return ExitCode.INCOMPLETE
     return ExitCode.OK
+
+
+def scan_exit_code(targets: Iterable[Mapping[str, Any]], fail_on: str = "fail", fail_on_new: bool = False) -> ExitCode:
+    """The exit code for finished targets (dicts with ``status`` and ``findings``,
+    as in the JSON report or the runner's digests): waived findings never count,
+    and with ``fail_on_new`` only regressions against the baseline fail the job."""
+    from scanner.baseline import gating_status, gating_target_status
+
+    targets = [{"status": target.get("status"), "findings": _findings(target)} for target in targets]
+    finding_statuses = [
+        status
+        for target in targets
+        for finding in _findings(target)
+        if (status := gating_status(finding, fail_on_new)) is not None
+    ]
+    target_statuses = [
+        status for target in targets if (status := gating_target_status(target, fail_on_new)) is not None
+    ]
+    return exit_code(finding_statuses, target_statuses, fail_on)
+
+
+def _findings(target: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    findings = target.get("findings") or []
+    return list(findings.values()) if isinstance(findings, Mapping) else list(findings)

@@ -18,6 +18,7 @@ from scanner import __version__
 from scanner.engine import ScanOptions, scan
 from scanner.results import ScanMetadata
 from scanner.target import Target
+from scanner.triage import Triage
 
 
 class ReportWriter(Protocol):
@@ -34,7 +35,7 @@ class TargetDigest:
     address: str
     status: str
     error: str | None
-    findings: dict[str, dict[str, str]]  # check id -> {"status", "summary"}
+    findings: dict[str, dict[str, Any]]  # check id -> {"status", "summary", "waived", "baseline"}
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "address": self.address, "status": self.status, "error": self.error,
@@ -60,6 +61,7 @@ async def run_scan(
     inventory: str | None,
     option_record: dict[str, Any],
     on_result: Callable[[TargetDigest], None] = lambda digest: None,
+    triage: Triage | None = None,
 ) -> ScanOutcome:
     started = datetime.now(UTC)
     for writer in writers:
@@ -73,6 +75,8 @@ async def run_scan(
         async with receive:
             async for result in receive:
                 document = result.to_dict()
+                if triage is not None:
+                    document = triage.apply(document)
                 for writer in writers:
                     writer.add(document)
                 digest = TargetDigest(
@@ -81,7 +85,13 @@ async def run_scan(
                     status=document["status"],
                     error=document["error"],
                     findings={
-                        f["check"]: {"status": f["status"], "summary": f["summary"]} for f in document["findings"]
+                        f["check"]: {
+                            "status": f["status"],
+                            "summary": f["summary"],
+                            "waived": f.get("waived", False),
+                            "baseline": f.get("baseline"),
+                        }
+                        for f in document["findings"]
                     },
                 )
                 _count(by_target, digest.status)
@@ -90,6 +100,8 @@ async def run_scan(
                 digests.append(digest)
                 on_result(digest)
     metadata = ScanMetadata(started, datetime.now(UTC), __version__, inventory, option_record).to_dict()
+    if triage is not None:
+        metadata |= triage.scan_metadata(digest.name for digest in digests)
     summary = {"targets": len(digests), "targets_by_status": by_target, "findings_by_status": by_finding}
     for writer in writers:
         writer.finish(metadata, summary)

@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from reports.html_report import render_html, write_html
+from reports.html_report import FILTER_SCRIPT, render_html, write_html
 from reports.json_report import JsonReportWriter, ReportError, load_report, schema
 
 SCRIPT = "<script>alert(1)</script>"
@@ -448,7 +448,9 @@ def test_html_shows_every_target_and_check(document):
 
 def test_html_escapes_attacker_controlled_text(document):
     page = render_html(document)
-    assert "<script" not in page.lower()
+    # the only script element is the report's own filter, verbatim
+    assert page.lower().count("<script") == 1
+    assert page.count(f"<script>{FILTER_SCRIPT}</script>") == 1
     assert "<img" not in page.lower()
     assert "onerror=alert(1)>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -462,7 +464,7 @@ def test_html_loads_nothing_external(document):
     page = render_html(document)
     lowered = page.lower()
     assert "<link" not in lowered
-    assert "<script" not in lowered
+    assert lowered.count("<script") == 1 and not re.search(r"<script[^>]*\bsrc", lowered)
     assert "@import" not in lowered
     assert not re.search(r"url\(\s*['\"]?\s*(https?:)?//", lowered)
     assert not re.search(r"\b(?:src|href|action)\s*=\s*['\"]?\s*(?:https?:)?//", lowered)
@@ -496,7 +498,7 @@ def test_html_renders_evidence_commands_and_nested_values(document):
     assert '<pre class="cmd">openssl s_client -connect 10.0.0.5:8443 -tls1_3 -servername payments.internal</pre>' in page
     assert "-servername &#39;&#34;&gt;&lt;img src=x onerror=alert(1)&gt;&#39;</pre>" in page
     # commands nested in per_version entries are lifted out, labelled, and not repeated
-    assert '<div class="cmd-label">rogue-ca@tls1.3 TLSv1.3</div>' in page
+    assert '<div class="cmd-label">rogue-ca@tls1.3</div>' in page
     assert page.count("-cert rogue-ca-client.pem") == 1
     assert "<th>openssl_command</th>" not in page
     # per_version (a list of objects) becomes a table with its keys as columns
@@ -544,3 +546,144 @@ def test_a_saved_json_report_can_be_re_rendered(tmp_path, document):
         writer.add(target)
     writer.finish(document["scan"], document["summary"])
     assert render_html(load_report(path)) == render_html(document)
+
+
+def _csp(page: str) -> dict[str, list[str]]:
+    match = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', page)
+    assert match, "no CSP meta"
+    directives: dict[str, list[str]] = {}
+    for directive in html.unescape(match.group(1)).split(";"):
+        name, *sources = directive.split()
+        directives[name] = sources
+    return directives
+
+
+def test_html_csp_allows_only_the_shipped_script_by_hash(document):
+    import base64
+    import hashlib
+
+    page = render_html(document)
+    scripts = re.findall(r"<script>(.*?)</script>", page, re.S)
+    assert scripts == [FILTER_SCRIPT]
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode("utf-8")).digest()).decode()
+    csp = _csp(page)
+    assert csp["default-src"] == ["'none'"]
+    assert csp["script-src"] == [f"'sha256-{digest}'"]  # no 'unsafe-inline', no host, no 'self'
+    assert csp["style-src"] == ["'unsafe-inline'"]
+    assert csp["img-src"] == ["data:"]
+    assert csp["base-uri"] == ["'none'"] and csp["form-action"] == ["'none'"]
+    # the CSP meta comes before anything it governs
+    assert page.index("Content-Security-Policy") < page.index("<style>") < page.index("<script>")
+
+
+def test_html_filter_script_never_builds_html():
+    assert FILTER_SCRIPT.isascii()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "Function(",
+                 "setTimeout", "setInterval", "createElement", "location", "fetch", "XMLHttpRequest"):
+        assert sink not in FILTER_SCRIPT, sink
+    assert "textContent" in FILTER_SCRIPT and "dataset" in FILTER_SCRIPT
+
+
+def test_html_filter_ui_is_hidden_until_the_script_runs(document):
+    page = render_html(document)
+    assert re.search(r'<div class="filters" id="filters"[^>]*\shidden>', page)
+    assert re.search(r'<p id="f-none"[^>]*\shidden>', page)
+    assert "<form" not in page  # nothing to submit, so nothing for form-action to block
+
+
+def test_html_matrix_rows_carry_escaped_filter_attributes(document):
+    page = render_html(document)
+    tbody = page.split('<table class="matrix">', 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr data-filter-item ([^>]*)>", tbody)
+    assert len(rows) == len(document["targets"])
+    for attributes, target in zip(rows, document["targets"]):
+        values = {k: html.unescape(v) for k, v in re.findall(r'(data-[a-z]+)="([^"]*)"', attributes)}
+        assert values["data-name"] == target["name"]
+        assert json.loads(values["data-tags"]) == target["tags"]
+        assert values["data-status"] == target["status"]
+    # the hostile name and tag are escaped inside the attributes
+    assert 'data-name="legacy &lt;script&gt;alert(1)&lt;/script&gt;"' in tbody
+    assert "&#34;\\&#34;&gt;&lt;img src=x onerror=alert(1)&gt;&#34;" in tbody  # JSON ["\"><img ...>"]
+    # the target sections carry the same attributes, so they filter with their rows
+    sections = re.findall(r'<section class="target [^"]*" id="target-\d+" data-filter-item ([^>]*)>', page)
+    assert sections == rows
+
+
+def _waived(document: dict[str, Any]) -> dict[str, Any]:
+    legacy = document["targets"][1]
+    legacy["findings"][1].update(
+        waived=True,
+        waiver={"target": legacy["name"], "check": "san-match", "reason": f"migrating {SCRIPT}",
+                "owner": "team-edge", "expires": "2026-12-31", "expired": False},
+        baseline="known",
+    )
+    legacy["findings"][0]["baseline"] = "new"
+    legacy["findings"][2].update(
+        waived=False,
+        waiver={"target": legacy["name"], "check": "expiry-soon", "reason": "renewal", "owner": "pki",
+                "expires": "2025-01-01", "expired": True},
+    )
+    document["targets"][0]["findings"][3]["baseline"] = "resolved"
+    document["scan"]["waivers"] = {
+        "file": "waivers.yaml",
+        "expired": [{"target": legacy["name"], "check": "expiry-soon", "reason": "renewal", "owner": "pki",
+                     "expires": "2025-01-01"}],
+        "unused": [{"target": "gone-service", "check": "tls13-only", "reason": "legacy clients",
+                    "owner": "team-old", "expires": "2027-01-01"}],
+    }
+    document["scan"]["baseline"] = {"file": "baseline.json", "missing_targets": ["decommissioned-api", IMG]}
+    return document
+
+
+def test_html_shows_waived_findings_as_waived_everywhere(document):
+    page = render_html(_waived(document))
+    # matrix cell: waived, not fail, still linking to the finding
+    assert re.search(r'class="cell s-waived"><a href="#target-2-san-match" title="[^"]*waived fail[^"]*">WAIVED</a>',
+                     page)
+    # the finding block: waived badge, the status under the waiver, reason, owner, expiry
+    block = page.split('id="target-2-san-match"', 1)[1].split("</article>", 1)[0]
+    assert 'class="badge s-waived">WAIVED</span>' in block
+    assert ">FAIL</span>" in block
+    assert "owner team-edge" in block and "expires 2026-12-31" in block
+    assert "migrating &lt;script&gt;alert(1)&lt;/script&gt;" in block
+    # an expired waiver does not waive: the finding stays a failure, and says why
+    expired = page.split('id="target-2-expiry-soon"', 1)[1].split("</article>", 1)[0]
+    assert 'class="badge s-fail">FAIL</span>' in expired and "Waiver expired" in expired
+    assert re.search(r'class="cell s-fail"><a href="#target-2-expiry-soon"', page)
+    # the header counts it apart
+    assert re.search(r'class="badge s-waived">WAIVED</span>&nbsp;1', page)
+    # filterable: the row is flagged
+    assert re.search(r'data-status="fail" data-flags="attention waived new"', page)
+
+
+def test_html_marks_new_findings_and_shows_baseline_and_waiver_files(document):
+    page = render_html(_waived(document))
+    assert re.search(r'class="cell s-fail"><a href="#target-2-client-cert-required"[^>]*>FAIL<span class="new">NEW</span>',
+                     page)
+    new_block = page.split('id="target-2-client-cert-required"', 1)[1].split("</article>", 1)[0]
+    assert '<span class="new">NEW</span>' in new_block
+    assert '<span class="marker">RESOLVED</span>' in page.split('id="target-1-chain-complete"', 1)[1]
+    header = page.split("</header>", 1)[0]
+    assert "<code>waivers.yaml</code>" in header and "<code>baseline.json</code>" in header
+    assert "1 expired waiver" in header and "1 unused waiver" in header and "gone-service" in header
+    assert "1 new finding, 1 resolved" in header
+    assert "<code>decommissioned-api</code>" in header and "&lt;img src=x onerror=alert(1)&gt;" in header
+
+
+def test_html_without_waiver_or_baseline_fields_shows_neither(document):
+    page = render_html(document)
+    assert 's-waived"><a' not in page and '<span class="new">NEW</span><' not in page.split("<tbody>", 1)[1]
+    assert 'id="waivers"' not in page and 'id="baseline"' not in page
+    assert "WAIVED</span>&nbsp;" not in page  # no waived count when nothing is waived
+
+
+def test_html_makes_control_characters_and_bad_bytes_visible(tmp_path, document):
+    bad = b"\xff".decode("utf-8", "surrogateescape")
+    certificate = document["targets"][0]["certificates"][0]
+    certificate["subject"] = f"CN=a\x1b[31mred{bad}\u202eevil\nCN=forged"
+    document["targets"][0]["findings"][0]["evidence"]["note"] = f"x\x00y\x7f{bad}"
+    path = write_html(document, tmp_path / "report.html")  # a lone surrogate would not encode
+    page = path.read_text(encoding="utf-8")
+    assert "\x1b" not in page and "\x00" not in page and "\x7f" not in page and "\u202e" not in page
+    assert "CN=a\\x1b[31mred\ufffd\\u202eevil\\nCN=forged" in page
+    assert "x\\x00y\\x7f\ufffd" in page

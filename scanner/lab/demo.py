@@ -16,10 +16,9 @@ import yaml
 
 from checks.registry import RegistryError, load_checks
 from reports.console import printable, render_summary
-from reports.html_report import HtmlReportWriter
-from reports.json_report import JsonReportWriter
+from reports.outputs import Outputs
 from scanner.engine import ScanOptions
-from scanner.exit_codes import MEANINGS, ExitCode, exit_code
+from scanner.exit_codes import MEANINGS, ExitCode, scan_exit_code
 from scanner.inventory import InventoryError, load_inventory
 from scanner.lab.endpoints import LabEndpoint, demo_endpoints
 from scanner.lab.pki import create_lab_pki
@@ -57,9 +56,19 @@ async def _scan_lab(output_dir: Path, endpoints: list[LabEndpoint]) -> ScanOutco
     async with running_lab([endpoint.server for endpoint in endpoints]) as ports:
         write_inventory(inventory_path, endpoints, ports)
         targets = load_inventory(inventory_path, known_checks=[c.id for c in checks])
-        writers = [JsonReportWriter(output_dir / "report.json"), HtmlReportWriter(output_dir / "report.html")]
+        writers = demo_outputs(output_dir).writers()
         options = {"demo": True, "post_handshake_wait": DEMO_OPTIONS.timeouts.post_handshake}
         return await run_scan(targets, checks, DEMO_OPTIONS, writers, str(inventory_path), options)
+
+
+def demo_outputs(output_dir: Path) -> Outputs:
+    return Outputs(
+        json=output_dir / "report.json",
+        html=output_dir / "report.html",
+        junit=output_dir / "junit.xml",
+        siem="ecs",
+        siem_out=str(output_dir / "findings.ecs.ndjson"),
+    )
 
 
 def mismatches(outcome: ScanOutcome, endpoints: list[LabEndpoint]) -> list[str]:
@@ -78,6 +87,8 @@ def mismatches(outcome: ScanOutcome, endpoints: list[LabEndpoint]) -> list[str]:
 def run_demo(output_dir: Path, quiet: bool = False) -> int:
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
+        # The SIEM feed appends like a log; a demo run shows exactly one scan.
+        (output_dir / "findings.ecs.ndjson").unlink(missing_ok=True)
         pki = create_lab_pki()
         pki.write(output_dir / "pki")
         endpoints = demo_endpoints(pki)
@@ -94,12 +105,9 @@ def run_demo(output_dir: Path, quiet: bool = False) -> int:
     if not quiet:
         render_summary([d.as_dict() for d in outcome.digests])
         click.echo("")
-        click.echo(f"Reports: {output_dir / 'report.json'}  {output_dir / 'report.html'}")
+        click.echo("Reports: " + "  ".join(where for _, where in demo_outputs(output_dir).written()))
         click.echo(f"Inventory used: {output_dir / 'inventory.yaml'} (the lab is stopped now)")
-    scan_code = exit_code(
-        (f["status"] for d in outcome.digests for f in d.findings.values()),
-        (d.status for d in outcome.digests),
-    )
+    scan_code = scan_exit_code(d.as_dict() for d in outcome.digests)
     click.echo(f"`mtls-audit scan` would exit {int(scan_code)} for these findings ({MEANINGS[scan_code]}).")
     problems = mismatches(outcome, endpoints)
     if problems:
