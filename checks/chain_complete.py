@@ -12,6 +12,7 @@ from cryptography.x509 import verification
 
 from checks.base import Check, Evidence, Finding, Needs, Severity, Status
 from checks.common import describe_certificate, presented_chain, unscannable
+from scanner.certificate_text import issuer_text, subject_text
 
 REMEDIATION = (
     "Serve the leaf followed by every intermediate up to (not including) the root: "
@@ -28,7 +29,7 @@ def evaluate(evidence: Evidence) -> Finding:
     anchors = list(evidence.target.trust_anchors)
     facts = {
         "presented": [describe_certificate(c) for c in chain],
-        "trust_anchors": [c.subject.rfc4514_string() for c in anchors],
+        "trust_anchors": [subject_text(c) for c in anchors],
     }
     if not chain:
         return CHECK.finding(Status.ERROR, "the server presented no certificate", **facts)
@@ -41,8 +42,8 @@ def evaluate(evidence: Evidence) -> Finding:
     if built is not None:
         return CHECK.finding(
             Status.PASS,
-            f"presented chain of {len(chain)} builds to {built[-1].subject.rfc4514_string()}",
-            built_path=[c.subject.rfc4514_string() for c in built],
+            f"presented chain of {len(chain)} builds to {subject_text(built[-1])}",
+            built_path=[subject_text(c) for c in built],
             **facts,
         )
     anchor = _signature_path_to_anchor(chain, anchors)
@@ -51,7 +52,7 @@ def evaluate(evidence: Evidence) -> Finding:
         # dating problem (expiry-soon reports it), not a missing intermediate.
         return CHECK.finding(
             Status.PASS,
-            f"presented chain of {len(chain)} links to {anchor.subject.rfc4514_string()} "
+            f"presented chain of {len(chain)} links to {subject_text(anchor)} "
             "(their validity periods never overlap; see expiry-soon)",
             **facts,
         )
@@ -89,9 +90,7 @@ def _build_path(
     return None, error
 
 
-def _candidate_times(
-    chain: list[x509.Certificate], anchors: list[x509.Certificate], now: datetime
-) -> list[datetime]:
+def _candidate_times(chain: list[x509.Certificate], anchors: list[x509.Certificate], now: datetime) -> list[datetime]:
     """Now, then a moment inside the presented chain's common validity, then the
     middle of each anchor's validity clipped to that window."""
     start = max(c.not_valid_before_utc for c in chain)
@@ -134,11 +133,11 @@ def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 def _diagnose(chain: list[x509.Certificate], anchors: list[x509.Certificate], error: Exception | None) -> str:
     last = chain[-1]
-    known = {c.subject for c in chain} | {c.subject for c in anchors}
-    if last.issuer not in known:
+    known = {subject_text(c) for c in chain} | {subject_text(c) for c in anchors}
+    if issuer_text(last) not in known:
         return (
-            f"the chain ends at {last.subject.rfc4514_string()}, whose issuer "
-            f"{last.issuer.rfc4514_string()} is neither presented nor a trust anchor"
+            f"the chain ends at {subject_text(last)}, whose issuer "
+            f"{issuer_text(last)} is neither presented nor a trust anchor"
         )
     return str(error)
 

@@ -42,9 +42,7 @@ def evaluate(evidence: Evidence) -> Finding:
             per_version=per_version,
         )
     if undecided:
-        return CHECK.finding(
-            Status.ERROR, "undecided: " + "; ".join(undecided), REMEDIATION, per_version=per_version
-        )
+        return CHECK.finding(Status.ERROR, "undecided: " + "; ".join(undecided), REMEDIATION, per_version=per_version)
     layers = sorted({entry["blocked_at"] for entry in per_version if entry.get("blocked_at")})
     return CHECK.finding(
         Status.PASS,

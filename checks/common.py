@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from checks.base import Evidence
+from scanner.certificate_text import issuer_text, subject_text
 from scanner.observations import Presented, ProbeObservation, TLSVersion
 from scanner.verdicts import Outcome, ProbeVerdict, accepted_versions, judge, openssl_command
 
@@ -76,8 +77,8 @@ def presented_chain(evidence: Evidence) -> list:
 
 def describe_certificate(certificate) -> dict[str, Any]:
     return {
-        "subject": certificate.subject.rfc4514_string(),
-        "issuer": certificate.issuer.rfc4514_string(),
+        "subject": subject_text(certificate),
+        "issuer": issuer_text(certificate),
         "not_before": certificate.not_valid_before_utc.isoformat(),
         "not_after": certificate.not_valid_after_utc.isoformat(),
     }

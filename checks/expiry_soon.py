@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from checks.base import Check, Evidence, Finding, Needs, Severity, Status
 from checks.common import presented_chain, unscannable
+from scanner.certificate_text import subject_text
 
 REMEDIATION = "Renew the certificate before it expires and automate renewal (ACME, cert-manager, Vault PKI)."
 
@@ -29,11 +30,11 @@ def evaluate(evidence: Evidence) -> Finding:
     for role, certificate in involved:
         not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
         left = not_after - evidence.now
-        label = f"{role} {certificate.subject.rfc4514_string()}"
+        label = f"{role} {subject_text(certificate)}"
         certificates.append(
             {
                 "role": role,
-                "subject": certificate.subject.rfc4514_string(),
+                "subject": subject_text(certificate),
                 "not_before": not_before.isoformat(),
                 "not_after": not_after.isoformat(),
                 "days_left": round(left.total_seconds() / 86400, 1),

@@ -11,7 +11,7 @@ from service_identity.cryptography import verify_certificate_hostname, verify_ce
 
 from checks.base import Check, Evidence, Finding, Needs, Severity, Status
 from checks.common import presented_chain, unscannable
-from scanner.results import certificate_summary
+from scanner.certificate_text import alternative_names, subject_text
 
 REMEDIATION = (
     "Reissue the server certificate with the service's name in subjectAltName "
@@ -28,8 +28,8 @@ def evaluate(evidence: Evidence) -> Finding:
         return CHECK.finding(Status.ERROR, "the server presented no certificate")
     leaf = chain[0]
     expected = evidence.target.server_name
-    names = certificate_summary(leaf)["subject_alternative_names"]
-    facts = {"expected": expected, "subject": leaf.subject.rfc4514_string(), "subject_alternative_names": names}
+    names = alternative_names(leaf)
+    facts = {"expected": expected, "subject": subject_text(leaf), "subject_alternative_names": names}
     try:
         try:
             address = ipaddress.ip_address(expected)

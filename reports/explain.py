@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reports.console import printable
+from scanner.certificate_text import subject_text
 from scanner.observations import AfterHandshake, Presented, ProbeObservation
 from scanner.target import Target
 from scanner.verdicts import Outcome, VersionSupport, judge, version_support
@@ -22,7 +23,7 @@ _PRESENTED = {
 def presented_text(target: Target, observation: ProbeObservation) -> str:
     text = _PRESENTED[observation.spec.presented]
     if observation.spec.presented is Presented.VALID and target.identity is not None:
-        text += f" {target.identity.credential.certificate.subject.rfc4514_string()}"
+        text += f" {subject_text(target.identity.credential.certificate)}"
     if observation.client_certificate_sha256:
         text += f" (sha256 {observation.client_certificate_sha256[:12]}…)"
     return text

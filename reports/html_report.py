@@ -244,9 +244,7 @@ def _view(document: dict[str, Any]) -> dict[str, Any]:
         "waived": "has waived findings",
         "new": "has new findings",
     }
-    flag_options = [
-        {"value": flag, "label": flag_labels[flag], "count": n} for flag, n in flag_counts.items() if n
-    ]
+    flag_options = [{"value": flag, "label": flag_labels[flag], "count": n} for flag, n in flag_counts.items() if n]
 
     return {
         "schema_version": document.get("schema_version"),
@@ -456,8 +454,11 @@ def _probe_view(probe: dict[str, Any]) -> dict[str, Any]:
         "after_handshake": probe.get("after_handshake"),
         "http": None
         if http is None
-        else (f"{http.get('status')} {http.get('reason') or ''}".strip() if http.get("status") is not None
-              else (http.get("error") or "no status")),
+        else (
+            f"{http.get('status')} {http.get('reason') or ''}".strip()
+            if http.get("status") is not None
+            else (http.get("error") or "no status")
+        ),
         "error": probe.get("connect_error") or probe.get("tls_error"),
         "timed_out": probe.get("timed_out"),
         "total_ms": probe.get("total_ms"),

@@ -23,8 +23,17 @@ SCHEMA_VERSION = "1.0"  # must match scanner.results.SCHEMA_VERSION and the sche
 
 _STATUSES = frozenset({"pass", "warn", "fail", "error", "skip"})
 _TARGET_KEYS = (
-    "name", "address", "server_name", "tags", "status", "error",
-    "accepted_versions", "client_auth", "certificates", "findings", "probes",
+    "name",
+    "address",
+    "server_name",
+    "tags",
+    "status",
+    "error",
+    "accepted_versions",
+    "client_auth",
+    "certificates",
+    "findings",
+    "probes",
 )
 
 
@@ -136,9 +145,7 @@ def load_report(path: Path | str) -> dict[str, Any]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ReportError(
-            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}"
-        ) from error
+        raise ReportError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}") from error
     problem = validation_problem(document)
     if problem is not None:
         raise ReportError(f"{path}: not an mtls-audit {SCHEMA_VERSION} report: {problem}")

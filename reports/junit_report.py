@@ -110,10 +110,7 @@ def openssl_commands(evidence: Any) -> list[str]:
 
 
 def waiver_message(waiver: dict[str, Any]) -> str:
-    return (
-        f"waived: {waiver.get('reason', '')} "
-        f"(owner {waiver.get('owner', '')}, until {waiver.get('expires', '')})"
-    )
+    return f"waived: {waiver.get('reason', '')} (owner {waiver.get('owner', '')}, until {waiver.get('expires', '')})"
 
 
 class JunitReportWriter:
@@ -239,8 +236,9 @@ def _case(target: dict[str, Any], finding: dict[str, Any], fail_on: str) -> Test
     if finding.get("waived"):
         message = waiver_message(waiver) if waiver is not None else "waived"
         result: Skipped | Failure | Error | None = Skipped(xml_safe(message))
-        result.text = xml_safe(f"{status.upper() if isinstance(status, str) else status} (waived)\n"
-                               + _body(target, finding))
+        result.text = xml_safe(
+            f"{status.upper() if isinstance(status, str) else status} (waived)\n" + _body(target, finding)
+        )
     elif status == "fail" or (status == "warn" and fail_on == "warn"):
         result = Failure(xml_safe(summary), xml_safe(severity))
         result.text = xml_safe(_body(target, finding))
@@ -264,8 +262,7 @@ def _case(target: dict[str, Any], finding: dict[str, Any], fail_on: str) -> Test
 def _body(target: dict[str, Any], finding: dict[str, Any]) -> str:
     lines = [str(finding.get("summary", "")), ""]
     lines.append(
-        f"Target: {target.get('name', '')} ({target.get('address', '')}, "
-        f"server name {target.get('server_name', '')})"
+        f"Target: {target.get('name', '')} ({target.get('address', '')}, server name {target.get('server_name', '')})"
     )
     lines.append(f"Check: {finding.get('check', '')} (severity {finding.get('severity', '')})")
     baseline = finding.get("baseline")

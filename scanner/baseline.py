@@ -55,8 +55,7 @@ def printable(text: str) -> str:
     """Control characters (ANSI escapes, newlines, NUL) shown as escapes, not obeyed:
     report text comes from servers and is printed to terminals."""
     return "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
-        for ch in str(text)
+        ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii") for ch in str(text)
     )
 
 
@@ -86,8 +85,7 @@ def _index(document: Mapping[str, Any], source: str) -> dict[str, dict[str | Non
             check = finding.get("check")
             if check in checks:
                 raise BaselineError(
-                    f"{source}: target {_show(name)} (#{position}): check {_show(check)} "
-                    "appears more than once"
+                    f"{source}: target {_show(name)} (#{position}): check {_show(check)} appears more than once"
                 )
             checks[check] = _Entry(str(finding.get("status")), str(finding.get("summary", "")))
         if not checks and target.get("error"):
@@ -111,8 +109,7 @@ class Baseline:
         index = _index(document, file)
         return cls(
             file=file,
-            statuses={name: {check: entry.status for check, entry in checks.items()}
-                      for name, checks in index.items()},
+            statuses={name: {check: entry.status for check, entry in checks.items()} for name, checks in index.items()},
         )
 
     @property

@@ -74,9 +74,7 @@ def issue(
         )  # fmt: skip
     builder = builder.add_extension(usage, critical=True)
     if subject_alternative_names:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(list(subject_alternative_names)), critical=False
-        )
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(subject_alternative_names)), critical=False)
     if extended_key_usages:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(extended_key_usages)), critical=False)
     return Issued(builder.sign(signing_key, hashes.SHA256()), key)

@@ -16,8 +16,8 @@ import click
 import trio
 
 from checks.base import Check
-from reports.outputs import SIEM_FLAVORS, Outputs, render_saved
 from checks.registry import RegistryError, load_checks
+from reports.outputs import SIEM_FLAVORS, Outputs, render_saved
 from scanner import __version__
 from scanner.engine import ScanOptions
 from scanner.exit_codes import FAIL_ON_LEVELS, ExitCode, scan_exit_code
@@ -62,15 +62,52 @@ def main() -> None:
 def scan_options(function):
     """Options shared by `scan` and anything else that probes."""
     decorators = [
-        click.option("--ca", "ca", type=click.Path(path_type=Path), help="Ad-hoc target: CA bundle that should anchor the server certificate."),
-        click.option("--cert", type=click.Path(path_type=Path), help="Ad-hoc target: client certificate (PEM, chain after the leaf)."),
+        click.option(
+            "--ca",
+            "ca",
+            type=click.Path(path_type=Path),
+            help="Ad-hoc target: CA bundle that should anchor the server certificate.",
+        ),
+        click.option(
+            "--cert",
+            type=click.Path(path_type=Path),
+            help="Ad-hoc target: client certificate (PEM, chain after the leaf).",
+        ),
         click.option("--key", type=click.Path(path_type=Path), help="Ad-hoc target: client private key (PEM)."),
-        click.option("--key-password-env", metavar="VAR", help="Ad-hoc target: environment variable holding the key's password."),
-        click.option("--server-name", help="Ad-hoc target: SNI and the name the server cert must match (default: the host)."),
-        click.option("--concurrency", type=click.IntRange(1, 4096), default=32, show_default=True, help="Connections in flight across the scan."),
-        click.option("--per-host", type=click.IntRange(1, 256), default=4, show_default=True, help="Connections in flight to one host."),
-        click.option("--connect-timeout", type=click.FloatRange(0.1, 300), default=5.0, show_default=True, help="Seconds to establish TCP."),
-        click.option("--handshake-timeout", type=click.FloatRange(0.1, 300), default=5.0, show_default=True, help="Seconds for the TLS handshake."),
+        click.option(
+            "--key-password-env", metavar="VAR", help="Ad-hoc target: environment variable holding the key's password."
+        ),
+        click.option(
+            "--server-name", help="Ad-hoc target: SNI and the name the server cert must match (default: the host)."
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 4096),
+            default=32,
+            show_default=True,
+            help="Connections in flight across the scan.",
+        ),
+        click.option(
+            "--per-host",
+            type=click.IntRange(1, 256),
+            default=4,
+            show_default=True,
+            help="Connections in flight to one host.",
+        ),
+        click.option(
+            "--connect-timeout",
+            type=click.FloatRange(0.1, 300),
+            default=5.0,
+            show_default=True,
+            help="Seconds to establish TCP.",
+        ),
+        click.option(
+            "--handshake-timeout",
+            type=click.FloatRange(0.1, 300),
+            default=5.0,
+            show_default=True,
+            help="Seconds for the TLS handshake.",
+        ),
         click.option(
             "--post-handshake-wait",
             type=click.FloatRange(0.01, 60),
@@ -78,7 +115,13 @@ def scan_options(function):
             show_default=True,
             help="Seconds to wait after a TLS 1.3 handshake for a ticket, alert or EOF.",
         ),
-        click.option("--http-timeout", type=click.FloatRange(0.1, 300), default=5.0, show_default=True, help="Seconds for the HTTP probe's response."),
+        click.option(
+            "--http-timeout",
+            type=click.FloatRange(0.1, 300),
+            default=5.0,
+            show_default=True,
+            help="Seconds for the HTTP probe's response.",
+        ),
     ]
     for decorator in reversed(decorators):
         function = decorator(function)
@@ -199,7 +242,9 @@ def report_options(function):
         click.option("--html", "html_path", type=path, help="Write the HTML report here."),
         click.option("--junit", "junit_path", type=path, help="Write JUnit XML here (a testcase per target x check)."),
         click.option("--siem", type=click.Choice(SIEM_FLAVORS), help="SIEM schema for --siem-out: ECS or OCSF."),
-        click.option("--siem-out", metavar="FILE|-", help="Append one NDJSON event per finding (+1 per scan); - is stdout."),
+        click.option(
+            "--siem-out", metavar="FILE|-", help="Append one NDJSON event per finding (+1 per scan); - is stdout."
+        ),
         click.option(
             "--fail-on",
             type=click.Choice(FAIL_ON_LEVELS),
@@ -223,11 +268,21 @@ def outputs_from(json_path: Path | None, html_path, junit_path, siem, siem_out, 
 
 @main.command()
 @click.argument("source", metavar="INVENTORY|HOST:PORT")
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the JSON report here.")
+@click.option(
+    "--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the JSON report here."
+)
 @report_options
-@click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False), help="A previous JSON report: mark findings new, known or resolved.")
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A previous JSON report: mark findings new, known or resolved.",
+)
 @click.option("--fail-on-new", is_flag=True, help="With --baseline: only findings new since the baseline fail the job.")
-@click.option("--waivers", type=click.Path(path_type=Path, dir_okay=False), help="YAML of accepted risks (target, check, reason, owner, expires).")
+@click.option(
+    "--waivers",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML of accepted risks (target, check, reason, owner, expires).",
+)
 @click.option("--check", "only_checks", multiple=True, metavar="ID", help="Run only this check (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; rely on the exit code and reports.")
 @scan_options

@@ -17,9 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from scanner.tls_client import ClientCredential
 
-SigningKey = (
-    rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
-)
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
 
 _SIGNING_KEY_TYPES = (
     rsa.RSAPrivateKey,
@@ -56,9 +54,7 @@ def load_certificates(path: Path, *, display: str | None = None) -> tuple[x509.C
         raise CredentialError(f"{name} holds no PEM or DER certificate") from None
 
 
-def load_private_key(
-    path: Path, password: bytes | None, *, display: str | None = None
-) -> SigningKey:
+def load_private_key(path: Path, password: bytes | None, *, display: str | None = None) -> SigningKey:
     """A private key that can sign a TLS handshake (RSA, EC, Ed25519 or Ed448).
 
     PEM (PKCS#8 or traditional OpenSSL, possibly after other PEM blocks such as the
@@ -81,8 +77,7 @@ def load_private_key(
     if not isinstance(key, _SIGNING_KEY_TYPES):
         kind = type(key).__name__.removesuffix("PrivateKey") or "unknown"
         raise CredentialError(
-            f"{name} holds a key of type {kind}, which cannot sign a TLS handshake "
-            "(expected RSA, EC, Ed25519 or Ed448)"
+            f"{name} holds a key of type {kind}, which cannot sign a TLS handshake (expected RSA, EC, Ed25519 or Ed448)"
         )
     return key
 
@@ -128,8 +123,7 @@ def make_client_credential(
 def _load_encrypted(loader, data: bytes, password: bytes | None, name: str) -> SigningKey:
     if password is None:
         raise CredentialError(
-            f"{name} is encrypted; set password_env to the name of an environment variable "
-            "holding its password"
+            f"{name} is encrypted; set password_env to the name of an environment variable holding its password"
         )
     if not password:
         raise CredentialError(f"{name} is encrypted and the password given is empty")
@@ -142,9 +136,7 @@ def _load_encrypted(loader, data: bytes, password: bytes | None, name: str) -> S
 
 
 def _spki(public_key) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _read(path: Path, name: str) -> bytes:
@@ -174,9 +166,7 @@ def _pem_labels(data: bytes) -> set[str]:
 
 def _no_certificate_reason(data: bytes, name: str) -> str:
     labels = _pem_labels(data)
-    if any(label.endswith("PRIVATE KEY") for label in labels) and not any(
-        "CERTIFICATE" in label for label in labels
-    ):
+    if any(label.endswith("PRIVATE KEY") for label in labels) and not any("CERTIFICATE" in label for label in labels):
         return f"{name} holds a private key, not a certificate"
     if "CERTIFICATE" in labels:
         return f"{name} holds a malformed PEM certificate"

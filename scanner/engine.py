@@ -40,9 +40,7 @@ class _Limits:
         # Targets in flight: enough to keep the connection limit busy, few enough
         # that results leave in roughly inventory order and memory stays flat.
         self.targets = trio.CapacityLimiter(options.concurrency)
-        self._per_host: dict[str, trio.CapacityLimiter] = defaultdict(
-            lambda: trio.CapacityLimiter(options.per_host)
-        )
+        self._per_host: dict[str, trio.CapacityLimiter] = defaultdict(lambda: trio.CapacityLimiter(options.per_host))
 
     def host(self, host: str) -> trio.CapacityLimiter:
         return self._per_host[host.lower()]

@@ -1,9 +1,9 @@
 """Exit codes: a nightly job must tell "an endpoint got worse" from "we could not look".
 
-    0  no finding at or above --fail-on
-    1  at least one finding at or above --fail-on (default: fail)
-    2  usage, inventory or credential error: nothing was scanned
-    3  nothing failed, but some target or check could not be decided (status error)
+0  no finding at or above --fail-on
+1  at least one finding at or above --fail-on (default: fail)
+2  usage, inventory or credential error: nothing was scanned
+3  nothing failed, but some target or check could not be decided (status error)
 """
 
 from __future__ import annotations

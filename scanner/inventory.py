@@ -61,8 +61,7 @@ TOP_LEVEL_KEYS = ("defaults", "targets")
 _KEY_HINTS = {
     "port": "put the port in address: 'host:port'",
     "host": "use address: 'host:port'",
-    "password": "never put the password in the inventory: name an environment variable "
-    "in password_env instead",
+    "password": "never put the password in the inventory: name an environment variable in password_env instead",
     "sni": "use server_name",
     "ca": "use trust",
 }
@@ -117,9 +116,7 @@ def parse_address(text: str) -> tuple[str, int]:
                 f"{_show(text)}: brackets are only for IPv6 addresses, and {_show(host)} is not one"
             ) from None
         if literal.version != 6:
-            raise ValueError(
-                f"{_show(text)}: brackets are only for IPv6 addresses; write {host}:PORT"
-            )
+            raise ValueError(f"{_show(text)}: brackets are only for IPv6 addresses; write {host}:PORT")
         if not rest:
             raise ValueError(f"{_show(text)} has no port; expected '[{host}]:PORT'")
         if not rest.startswith(":"):
@@ -131,9 +128,7 @@ def parse_address(text: str) -> tuple[str, int]:
     if colons == 0:
         raise ValueError(f"{_show(text)} has no port; expected 'host:port'")
     if colons > 1:
-        raise ValueError(
-            f"{_show(text)}: an IPv6 address needs brackets, as in '[::1]:8443'"
-        )
+        raise ValueError(f"{_show(text)}: an IPv6 address needs brackets, as in '[::1]:8443'")
     host, port_text = text.split(":")
     if not host:
         raise ValueError(f"{_show(text)} has an empty host")
@@ -226,14 +221,10 @@ def target_from_command_line(
             raise fail("--cert", str(error)) from None
         try:
             private_key = load_private_key(Path(key), password)
-            credential = make_client_credential(
-                certificates, private_key, cert_display=str(cert), key_display=str(key)
-            )
+            credential = make_client_credential(certificates, private_key, cert_display=str(cert), key_display=str(key))
         except CredentialError as error:
             raise fail("--key", _password_hint(str(error), "--password-env")) from None
-        identity = ClientIdentity(
-            credential=credential, cert_path=Path(cert).absolute(), key_path=Path(key).absolute()
-        )
+        identity = ClientIdentity(credential=credential, cert_path=Path(cert).absolute(), key_path=Path(key).absolute())
 
     return Target(
         name=address,
@@ -277,17 +268,14 @@ def _parse_document(path: Path, source: str) -> Any:
     try:
         raw = path.read_bytes()
     except OSError as error:
-        raise InventoryError(
-            f"cannot read {source}: {error.strerror or type(error).__name__}", source=source
-        ) from None
+        raise InventoryError(f"cannot read {source}: {error.strerror or type(error).__name__}", source=source) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise InventoryError(
-            f"{source}: not UTF-8 text (bad byte at offset {error.start})", source=source
-        ) from None
+        raise InventoryError(f"{source}: not UTF-8 text (bad byte at offset {error.start})", source=source) from None
 
     if path.suffix.lower() == ".json":
+
         def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             result: dict[str, Any] = {}
             for key, value in pairs:
@@ -300,8 +288,7 @@ def _parse_document(path: Path, source: str) -> Any:
             document = json.loads(text, object_pairs_hook=no_duplicates)
         except json.JSONDecodeError as error:
             raise InventoryError(
-                f"{source}: JSON syntax error at line {error.lineno}, column {error.colno}: "
-                f"{error.msg}",
+                f"{source}: JSON syntax error at line {error.lineno}, column {error.colno}: {error.msg}",
                 source=source,
             ) from None
         except ValueError as error:
@@ -368,9 +355,7 @@ class _Loader:
         return InventoryError(prefix + reason, source=self.source, target=target, field=field)
 
     def _field_error(self, where: str, error: _FieldError, target: str | None) -> InventoryError:
-        return self._error(
-            where, f"field '{error.field}': {error.reason}", target=target, field=error.field
-        )
+        return self._error(where, f"field '{error.field}': {error.reason}", target=target, field=error.field)
 
     def _unknown_key(self, key: Any, allowed: Collection[str]) -> tuple[str, str]:
         shown = _show(key) if isinstance(key, str) else f"{_show(key)} ({_type_name(key)})"
@@ -388,9 +373,7 @@ class _Loader:
         if document is None:
             raise self._error(None, "is empty; expected a mapping with a 'targets' list")
         if not isinstance(document, dict):
-            raise self._error(
-                None, f"expected a mapping with 'defaults' and 'targets', got {_type_name(document)}"
-            )
+            raise self._error(None, f"expected a mapping with 'defaults' and 'targets', got {_type_name(document)}")
         for key in document:
             if key not in TOP_LEVEL_KEYS:
                 reason, expected = self._unknown_key(key, TOP_LEVEL_KEYS)
@@ -400,9 +383,7 @@ class _Loader:
         if defaults_raw is None:
             defaults_raw = {}
         if not isinstance(defaults_raw, dict):
-            raise self._error(
-                None, f"'defaults' must be a mapping, got {_type_name(defaults_raw)}", field="defaults"
-            )
+            raise self._error(None, f"'defaults' must be a mapping, got {_type_name(defaults_raw)}", field="defaults")
         for key in defaults_raw:
             if key not in SHARED_KEYS:
                 reason, expected = self._unknown_key(key, SHARED_KEYS)
@@ -418,9 +399,7 @@ class _Loader:
             raise self._error(None, "missing key 'targets' (a list of targets)", field="targets")
         targets_raw = document["targets"]
         if not isinstance(targets_raw, list):
-            raise self._error(
-                None, f"'targets' must be a list, got {_type_name(targets_raw)}", field="targets"
-            )
+            raise self._error(None, f"'targets' must be a list, got {_type_name(targets_raw)}", field="targets")
         if not targets_raw:
             raise self._error(None, "'targets' is empty; list at least one target", field="targets")
 
@@ -445,9 +424,7 @@ class _Loader:
                 reason = f"duplicate name, also used by target #{other.index + 1}"
                 if not named:
                     reason += "; the name defaults to the address, so set a distinct name"
-                raise self._error(
-                    label, f"field 'name': {reason}", target=target.name, field="name"
-                )
+                raise self._error(label, f"field 'name': {reason}", target=target.name, field="name")
             by_name[target.name] = target
             by_endpoint[endpoint] = target
             targets.append(target)
@@ -457,9 +434,7 @@ class _Loader:
         """The target at ``index``, and whether its name was set explicitly."""
         anonymous = f"target #{index + 1}"
         if not isinstance(raw, dict):
-            raise self._error(
-                anonymous, f"expected a mapping with at least 'address', got {_type_name(raw)}"
-            )
+            raise self._error(anonymous, f"expected a mapping with at least 'address', got {_type_name(raw)}")
 
         # Name the target as early as possible, so every later message can say which.
         name = raw.get("name", _UNSET)
@@ -581,9 +556,7 @@ class _Loader:
         if value is None:
             return None  # an explicit "no identity": the scanner presents only impostors
         if not isinstance(value, dict):
-            raise _FieldError(
-                "identity", f"must be a mapping with cert and key, got {_type_name(value)}"
-            )
+            raise _FieldError("identity", f"must be a mapping with cert and key, got {_type_name(value)}")
         for key in value:
             if key not in IDENTITY_KEYS:
                 reason, expected = self._unknown_key(key, IDENTITY_KEYS)
@@ -592,7 +565,7 @@ class _Loader:
             if needed not in value:
                 raise _FieldError(
                     f"identity.{needed}",
-                    f"missing: an identity needs both cert and key"
+                    "missing: an identity needs both cert and key"
                     + (f" (only {other} is set)" if other in value else ""),
                 )
 
@@ -646,9 +619,7 @@ class _Loader:
 
 def _expiry_warning_days(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _FieldError(
-            "expiry_warning_days", f"must be a whole number of days, got {_describe(value)}"
-        )
+        raise _FieldError("expiry_warning_days", f"must be a whole number of days, got {_describe(value)}")
     if value < 0:
         raise _FieldError("expiry_warning_days", f"must be 0 or more, got {value}")
     return value
@@ -659,9 +630,7 @@ def _min_tls_version(value: Any) -> TLSVersion:
     if isinstance(value, float) and not isinstance(value, bool):
         value = f"{value:.1f}"
     if not isinstance(value, str):
-        raise _FieldError(
-            "min_tls_version", f"must be one of 1.0, 1.1, 1.2, 1.3, got {_describe(value)}"
-        )
+        raise _FieldError("min_tls_version", f"must be one of 1.0, 1.1, 1.2, 1.3, got {_describe(value)}")
     try:
         return TLSVersion.parse(value)
     except ValueError:
@@ -676,9 +645,7 @@ def _choice(value: Any, field: str, enum_type):
         for member in enum_type:
             if member.value == value.strip().lower():
                 return member
-    raise _FieldError(
-        field, f"must be one of {', '.join(allowed)}, got {_describe(value)}"
-    )
+    raise _FieldError(field, f"must be one of {', '.join(allowed)}, got {_describe(value)}")
 
 
 def _http_path(value: Any) -> str:
@@ -700,9 +667,7 @@ def _string_list(value: Any, field: str, what: str) -> list[str]:
         raise _FieldError(field, f"must be a list of {what}, got {_describe(value)}")
     for item in value:
         if not isinstance(item, str) or not item.strip():
-            raise _FieldError(
-                field, f"must be a list of non-empty strings, found {_describe(item)}"
-            )
+            raise _FieldError(field, f"must be a list of non-empty strings, found {_describe(item)}")
     return list(value)
 
 
@@ -718,15 +683,13 @@ def _password_from_env(name: Any, environ: Mapping[str, str]) -> bytes:
     if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
         # Don't echo the value: people sometimes put the password itself here.
         raise ValueError(
-            "must be the name of an environment variable (letters, digits and '_'), "
-            "not the password itself"
+            "must be the name of an environment variable (letters, digits and '_'), not the password itself"
         )
     if name not in environ:
         if _CONVENTIONAL_ENV_NAME.fullmatch(name):
             raise ValueError(f"environment variable {name} is not set")
         raise ValueError(
-            "the environment variable it names is not set "
-            "(password_env holds the variable's name, not the password)"
+            "the environment variable it names is not set (password_env holds the variable's name, not the password)"
         )
     return environ[name].encode("utf-8")
 

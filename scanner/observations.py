@@ -24,9 +24,7 @@ class TLSVersion(enum.StrEnum):
     @property
     def short(self) -> str:
         """The name used in probe ids and the CLI: ``tls1.2``."""
-        return {"TLSv1": "tls1.0", "TLSv1.1": "tls1.1", "TLSv1.2": "tls1.2", "TLSv1.3": "tls1.3"}[
-            self.value
-        ]
+        return {"TLSv1": "tls1.0", "TLSv1.1": "tls1.1", "TLSv1.2": "tls1.2", "TLSv1.3": "tls1.3"}[self.value]
 
     @property
     def rank(self) -> int:

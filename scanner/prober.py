@@ -22,7 +22,6 @@ from scanner.observations import (
     Phase,
     ProbeObservation,
     ProbeSpec,
-    TLSVersion,
 )
 from scanner.tls_client import (
     AlertReceived,

@@ -12,46 +12,14 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from checks.base import Finding, Status
+from scanner.certificate_text import certificate_summary
 from scanner.observations import ProbeObservation
 from scanner.target import Target
 from scanner.verdicts import VersionClientAuth
 
 SCHEMA_VERSION = "1.0"
-
-
-def certificate_summary(certificate: x509.Certificate) -> dict[str, Any]:
-    """Public facts about a certificate, for reports (all of it is attacker-controlled
-    text when it comes from a server: reporters must escape it)."""
-    try:
-        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = [f"DNS:{n}" for n in san.get_values_for_type(x509.DNSName)]
-        names += [f"IP:{n}" for n in san.get_values_for_type(x509.IPAddress)]
-        names += [f"URI:{n}" for n in san.get_values_for_type(x509.UniformResourceIdentifier)]
-    except x509.ExtensionNotFound:
-        names = []
-    except ValueError:
-        names = ["<unparseable SAN>"]
-    return {
-        "subject": _name_text(certificate.subject),
-        "issuer": _name_text(certificate.issuer),
-        "serial": format(certificate.serial_number, "x"),
-        "not_before": certificate.not_valid_before_utc.isoformat(),
-        "not_after": certificate.not_valid_after_utc.isoformat(),
-        "subject_alternative_names": names,
-        "sha256": certificate.fingerprint(hashes.SHA256()).hex(),
-        "pem": certificate.public_bytes(Encoding.PEM).decode("ascii"),
-    }
-
-
-def _name_text(name: x509.Name) -> str:
-    try:
-        return name.rfc4514_string()
-    except ValueError:
-        return "<unparseable name>"
 
 
 @dataclass(frozen=True)

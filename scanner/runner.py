@@ -38,8 +38,13 @@ class TargetDigest:
     findings: dict[str, dict[str, Any]]  # check id -> {"status", "summary", "waived", "baseline"}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "address": self.address, "status": self.status, "error": self.error,
-                "findings": self.findings}
+        return {
+            "name": self.name,
+            "address": self.address,
+            "status": self.status,
+            "error": self.error,
+            "findings": self.findings,
+        }
 
 
 @dataclass(frozen=True)

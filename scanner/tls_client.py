@@ -12,8 +12,8 @@ CertificateRequest, the alerts and TLS 1.3 session tickets; those are the eviden
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
@@ -202,7 +202,18 @@ class TLSClientConnection:
         return self._connection.get_peer_cert_chain(as_cryptography=True) or []
 
     def client_ca_names(self) -> list[str]:
-        return [name.rfc4514_string() for name in self._connection.get_client_ca_list(as_cryptography=True)]
+        # Server-controlled names: cryptography refuses some encodings OpenSSL accepts.
+        try:
+            names = self._connection.get_client_ca_list(as_cryptography=True)
+        except ValueError:
+            return ["<undecodable CA names>"]
+        texts = []
+        for name in names:
+            try:
+                texts.append(name.rfc4514_string())
+            except ValueError:
+                texts.append("<undecodable CA name>")
+        return texts
 
     # -- internals ------------------------------------------------------------
 

@@ -143,11 +143,7 @@ class Waivers:
         return {
             "file": self.file,
             "expired": [w.to_dict(expired=True) for w in self.waivers if w.expired(today)],
-            "unused": [
-                w.to_dict()
-                for w in self.waivers
-                if not w.expired(today) and w.position not in self._used
-            ],
+            "unused": [w.to_dict() for w in self.waivers if not w.expired(today) and w.position not in self._used],
         }
 
 
@@ -202,15 +198,11 @@ def _parse(path: Path, source: str) -> Any:
     try:
         raw = path.read_bytes()
     except OSError as error:
-        raise WaiverError(
-            f"cannot read {source}: {error.strerror or type(error).__name__}", source=source
-        ) from None
+        raise WaiverError(f"cannot read {source}: {error.strerror or type(error).__name__}", source=source) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise WaiverError(
-            f"{source}: not UTF-8 text (bad byte at offset {error.start})", source=source
-        ) from None
+        raise WaiverError(f"{source}: not UTF-8 text (bad byte at offset {error.start})", source=source) from None
     try:
         return yaml.load(text, Loader=_WaiverLoader)  # noqa: S506 - a SafeLoader
     except yaml.MarkedYAMLError as error:
@@ -224,8 +216,9 @@ def _parse(path: Path, source: str) -> Any:
 
 
 def _validate(document: Any, source: str, known: frozenset[str] | None) -> list[Waiver]:
-    def error(reason: str, *, entry: int | None = None, label: str | None = None,
-              field: str | None = None) -> WaiverError:
+    def error(
+        reason: str, *, entry: int | None = None, label: str | None = None, field: str | None = None
+    ) -> WaiverError:
         where = f"{label}: " if label else ""
         what = f"field '{field}': " if field and entry is not None else ""
         return WaiverError(f"{source}: {where}{what}{reason}", source=source, entry=entry, field=field)
@@ -252,7 +245,8 @@ def _validate(document: Any, source: str, known: frozenset[str] | None) -> list[
         if not isinstance(raw, dict):
             raise error(
                 f"expected a mapping with {', '.join(WAIVER_KEYS)}, got {_type_name(raw)}",
-                entry=position, label=label,
+                entry=position,
+                label=label,
             )
         for key in raw:
             if key not in WAIVER_KEYS:
@@ -278,7 +272,9 @@ def _validate(document: Any, source: str, known: frozenset[str] | None) -> list[
         if (target, check) in seen:
             raise error(
                 f"duplicate of waiver #{seen[(target, check)]} (same target and check)",
-                entry=position, label=label, field="target",
+                entry=position,
+                label=label,
+                field="target",
             )
         seen[(target, check)] = position
         waivers.append(Waiver(target, check, reason, owner, expires, position))
@@ -332,8 +328,10 @@ def _date(value: Any) -> date:
 def _entry_label(raw: Any, position: int) -> str:
     if isinstance(raw, dict):
         target, check = raw.get("target"), raw.get("check")
-        parts = [f"target {_show(target)}" if isinstance(target, str) and target.strip() else None,
-                 f"check {_show(check)}" if isinstance(check, str) and check.strip() else None]
+        parts = [
+            f"target {_show(target)}" if isinstance(target, str) and target.strip() else None,
+            f"check {_show(check)}" if isinstance(check, str) and check.strip() else None,
+        ]
         shown = ", ".join(part for part in parts if part)
         if shown:
             return f"waiver #{position} ({shown})"
@@ -378,9 +376,7 @@ def _show(value: Any, limit: int = 80) -> str:
     """A value quoted for a one-line message, truncated, control characters escaped."""
     if isinstance(value, str):
         text = value if len(value) <= limit else value[: limit - 3] + "..."
-        text = "".join(
-            ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
-        )
+        text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
         return "'" + text.replace("'", "\\'") + "'"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

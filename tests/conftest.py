@@ -14,6 +14,9 @@ import pytest
 
 from scanner.lab.pki import LabPKI, create_lab_pki
 
+# The headless-browser fixtures (browser, open_page) for every test module.
+pytest_plugins = ["browser_support"]
+
 TESTS = Path(__file__).parent
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import trio
+from hostile_certificate import hostile_chain
 
 from scanner.lab.endpoints import demo_endpoints
 from scanner.lab.pki import create_lab_pki
@@ -29,6 +30,8 @@ async def main(directory: Path) -> None:
             "mute", strict.chain, strict.private_key, ClientAuthMode.MUTE_AFTER_HANDSHAKE, client_ca=strict.client_ca
         ),
     ]
+    chain, key = hostile_chain(pki)
+    extra.append(LabServerConfig("hostile", chain, key, ClientAuthMode.REQUIRED, client_ca=strict.client_ca))
     async with running_lab([e.server for e in endpoints] + extra) as ports:
         names = {e.name: e.server_name for e in endpoints}
         print(json.dumps({"ports": ports, "server_names": names}), flush=True)

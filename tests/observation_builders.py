@@ -59,7 +59,6 @@ class SmallPKI:
     expired_client: Issued
 
 
-
 def _server_leaf(
     intermediate: Issued,
     *,
@@ -214,8 +213,17 @@ def _http(status: int | None, reason: str = "", *, error: str | None = None, pat
     )
 
 
-_REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            495: "SSL Certificate Error", 496: "SSL Certificate Required", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    302: "Found",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    495: "SSL Certificate Error",
+    496: "SSL Certificate Required",
+    500: "Internal Server Error",
+}
 
 
 def refused_connection(s: ProbeSpec) -> ProbeObservation:
@@ -223,8 +231,9 @@ def refused_connection(s: ProbeSpec) -> ProbeObservation:
     return _base(s, connected=False, connect_error="Connection refused", total_ms=0.4)
 
 
-def timed_out(s: ProbeSpec, phase: Phase = Phase.HANDSHAKE, *, server_hello: bool = False,
-              chain: tuple[bytes, ...] = FULL_CHAIN) -> ProbeObservation:
+def timed_out(
+    s: ProbeSpec, phase: Phase = Phase.HANDSHAKE, *, server_hello: bool = False, chain: tuple[bytes, ...] = FULL_CHAIN
+) -> ProbeObservation:
     """A phase ran out of time.
 
     CONNECT: no TCP connection. HANDSHAKE: the hung server (connected, nothing
@@ -232,13 +241,19 @@ def timed_out(s: ProbeSpec, phase: Phase = Phase.HANDSHAKE, *, server_hello: boo
     HTTP: TLS 1.3 handshake and ticket, then no HTTP response.
     """
     if phase is Phase.CONNECT:
-        return _base(s, connected=False, connect_error="no TCP connection within 5s",
-                     timed_out=Phase.CONNECT, total_ms=5000.0)
+        return _base(
+            s, connected=False, connect_error="no TCP connection within 5s", timed_out=Phase.CONNECT, total_ms=5000.0
+        )
     if phase is Phase.HANDSHAKE:
         facts = dict(connected=True, connect_ms=0.3, timed_out=Phase.HANDSHAKE, total_ms=5000.4)
         if server_hello:
-            facts.update(server_hello_seen=True, negotiated_version=s.version.value,
-                         certificate_request_seen=True, client_ca_names=CLIENT_CA_NAMES, peer_chain_der=chain)
+            facts.update(
+                server_hello_seen=True,
+                negotiated_version=s.version.value,
+                certificate_request_seen=True,
+                client_ca_names=CLIENT_CA_NAMES,
+                peer_chain_der=chain,
+            )
         return _base(s, **facts)
     if phase is Phase.HTTP:
         return replace(
@@ -275,8 +290,9 @@ def openssl_cannot_offer(s: ProbeSpec) -> ProbeObservation:
     )
 
 
-def blocked_in_handshake(s: ProbeSpec, code: int = 40, *, certificate_request: bool = True,
-                         chain: tuple[bytes, ...] = FULL_CHAIN) -> ProbeObservation:
+def blocked_in_handshake(
+    s: ProbeSpec, code: int = 40, *, certificate_request: bool = True, chain: tuple[bytes, ...] = FULL_CHAIN
+) -> ProbeObservation:
     """TLS 1.2 server requiring a cert, no cert: ServerHello, CertificateRequest,
     handshake NOT completed, alert 40 handshake_failure in the handshake."""
     return _base(
@@ -327,8 +343,9 @@ def _completed(s: ProbeSpec, chain: tuple[bytes, ...], certificate_request: bool
     )
 
 
-def blocked_post_handshake(s: ProbeSpec, code: int = 116, *, chain: tuple[bytes, ...] = FULL_CHAIN,
-                           certificate_request: bool = True) -> ProbeObservation:
+def blocked_post_handshake(
+    s: ProbeSpec, code: int = 116, *, chain: tuple[bytes, ...] = FULL_CHAIN, certificate_request: bool = True
+) -> ProbeObservation:
     """strict TLS 1.3 server, no cert: handshake completed, CertificateRequest,
     alert 116 post-handshake at 2.02 ms (handshake at 1.66 ms), after_handshake
     "alert"; the prober stops there, so no HTTP exchange."""
@@ -348,9 +365,15 @@ def eof_after_handshake(s: ProbeSpec, *, chain: tuple[bytes, ...] = FULL_CHAIN) 
     return _completed(s, chain, True, after_handshake=AfterHandshake.EOF, total_ms=2.1)
 
 
-def accepted_with_ticket(s: ProbeSpec, http_status: int | None = 200, *, reason: str | None = None,
-                         chain: tuple[bytes, ...] = FULL_CHAIN, certificate_request: bool = True,
-                         path: str = "/") -> ProbeObservation:
+def accepted_with_ticket(
+    s: ProbeSpec,
+    http_status: int | None = 200,
+    *,
+    reason: str | None = None,
+    chain: tuple[bytes, ...] = FULL_CHAIN,
+    certificate_request: bool = True,
+    path: str = "/",
+) -> ProbeObservation:
     """valid client on TLS 1.3: handshake completed, session ticket, HTTP status.
 
     Also the "optional" server with no cert (ticket, 200), and nginx-style HTTP
@@ -368,8 +391,9 @@ def accepted_with_ticket(s: ProbeSpec, http_status: int | None = 200, *, reason:
     )
 
 
-def no_verdict_after_handshake(s: ProbeSpec, *, http_error: str | None = None,
-                               chain: tuple[bytes, ...] = FULL_CHAIN) -> ProbeObservation:
+def no_verdict_after_handshake(
+    s: ProbeSpec, *, http_error: str | None = None, chain: tuple[bytes, ...] = FULL_CHAIN
+) -> ProbeObservation:
     """TLS 1.3 handshake completed, and within the post-handshake wait the server
     sent no ticket, alert or EOF. ``http_error`` adds an HTTP exchange that read no
     status (e.g. "connection closed without an HTTP response")."""
@@ -377,8 +401,13 @@ def no_verdict_after_handshake(s: ProbeSpec, *, http_error: str | None = None,
     return _completed(s, chain, True, after_handshake=AfterHandshake.TIMEOUT, http=http)
 
 
-def tls12_accepted(s: ProbeSpec, http_status: int | None = 200, *, chain: tuple[bytes, ...] = FULL_CHAIN,
-                   certificate_request: bool = True) -> ProbeObservation:
+def tls12_accepted(
+    s: ProbeSpec,
+    http_status: int | None = 200,
+    *,
+    chain: tuple[bytes, ...] = FULL_CHAIN,
+    certificate_request: bool = True,
+) -> ProbeObservation:
     """TLS 1.2 handshake completed. The prober does not wait after a TLS 1.2
     handshake; the HTTP response is the first thing after it (DATA)."""
     if http_status is None:

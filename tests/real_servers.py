@@ -72,7 +72,10 @@ def write_test_pki(directory: Path) -> ServerPKI:
     intermediate = issue(common_name("test intermediate CA"), issuer=root, is_ca=True)
     names = [x509.DNSName(SERVER_NAME), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     server = issue(
-        common_name(SERVER_NAME), issuer=intermediate, subject_alternative_names=names, extended_key_usages=[SERVER_AUTH]
+        common_name(SERVER_NAME),
+        issuer=intermediate,
+        subject_alternative_names=names,
+        extended_key_usages=[SERVER_AUTH],
     )
     no_san = issue(common_name(SERVER_NAME), issuer=intermediate, extended_key_usages=[SERVER_AUTH])
     client = issue(
@@ -150,7 +153,9 @@ class ServerProcess:
 # -- configurations -----------------------------------------------------------------
 
 
-def nginx(pki: ServerPKI, workdir: Path, port: int, *, verify: str, protocols: str = "TLSv1.3", cert: str = "fullchain") -> list[str]:
+def nginx(
+    pki: ServerPKI, workdir: Path, port: int, *, verify: str, protocols: str = "TLSv1.3", cert: str = "fullchain"
+) -> list[str]:
     binary = require_binary("nginx")
     certificate, key = {
         "fullchain": ("server-fullchain.pem", "server.key"),
@@ -159,7 +164,9 @@ def nginx(pki: ServerPKI, workdir: Path, port: int, *, verify: str, protocols: s
     }[cert]
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (workdir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
-    client_auth = "" if verify == "off" else f"ssl_client_certificate {pki.path('ca.pem')};\n        ssl_verify_client {verify};"
+    client_auth = (
+        "" if verify == "off" else f"ssl_client_certificate {pki.path('ca.pem')};\n        ssl_verify_client {verify};"
+    )
     (workdir / "nginx.conf").write_text(
         f"""
 daemon off;
@@ -190,7 +197,9 @@ http {{
     return [binary, "-e", str(workdir / "startup.log"), "-p", str(workdir), "-c", str(workdir / "nginx.conf")]
 
 
-def haproxy(pki: ServerPKI, workdir: Path, port: int, *, verify: str, extra: str = "", min_version: str | None = "TLSv1.3") -> list[str]:
+def haproxy(
+    pki: ServerPKI, workdir: Path, port: int, *, verify: str, extra: str = "", min_version: str | None = "TLSv1.3"
+) -> list[str]:
     binary = require_binary("haproxy")
     ca = f"ca-file {pki.path('ca.pem')}"
     version = f"ssl-min-ver {min_version}" if min_version else ""
@@ -202,7 +211,7 @@ defaults
     timeout client 10s
     timeout server 10s
 frontend mtls
-    bind 127.0.0.1:{port} ssl crt {pki.path('server-haproxy.pem')} {ca} verify {verify} {extra} {version}
+    bind 127.0.0.1:{port} ssl crt {pki.path("server-haproxy.pem")} {ca} verify {verify} {extra} {version}
     http-request return status 200 content-type text/plain string "ok"
 """
     )

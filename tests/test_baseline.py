@@ -57,8 +57,14 @@ def _target(name: str, statuses: dict[str, str], *, error: str | None = None) ->
 def _document(targets: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "schema_version": "1.0",
-        "scan": {"started": "2026-11-26T10:00:00+00:00", "finished": "2026-11-26T10:00:09+00:00",
-                 "tool": "mtls-audit", "tool_version": "0.1.0", "inventory": None, "options": {}},
+        "scan": {
+            "started": "2026-11-26T10:00:00+00:00",
+            "finished": "2026-11-26T10:00:09+00:00",
+            "tool": "mtls-audit",
+            "tool_version": "0.1.0",
+            "inventory": None,
+            "options": {},
+        },
         "summary": {"targets": len(targets), "targets_by_status": {}, "findings_by_status": {}},
         "targets": targets,
     }
@@ -95,14 +101,17 @@ def _labels(target: dict[str, Any]) -> dict[str, str | None]:
 
 
 def test_annotate_labels_new_known_resolved_and_none(baseline):
-    target = _target("payments-api", {
-        "client-cert-required": "fail",  # pass -> fail: new
-        "wrong-ca-rejected": "fail",  # fail -> fail: known
-        "tls13-only": "pass",  # fail -> pass: resolved
-        "chain-complete": "warn",  # warn -> warn: known
-        "san-match": "pass",  # pass -> pass: None
-        "expiry-soon": "fail",  # warn -> fail: an escalation is new
-    })
+    target = _target(
+        "payments-api",
+        {
+            "client-cert-required": "fail",  # pass -> fail: new
+            "wrong-ca-rejected": "fail",  # fail -> fail: known
+            "tls13-only": "pass",  # fail -> pass: resolved
+            "chain-complete": "warn",  # warn -> warn: known
+            "san-match": "pass",  # pass -> pass: None
+            "expiry-soon": "fail",  # warn -> fail: an escalation is new
+        },
+    )
     assert _labels(annotate(target, baseline)) == {
         "client-cert-required": "new",
         "wrong-ca-rejected": "known",
@@ -155,18 +164,35 @@ def test_annotate_does_not_mutate_its_input(baseline):
     annotated = annotate(target, baseline)
     assert target == before
     assert annotated is not target and annotated["findings"][0] is not target["findings"][0]
-    assert {k: v for k, v in annotated.items() if k != "findings"} == {k: v for k, v in target.items() if k != "findings"}
+    assert {k: v for k, v in annotated.items() if k != "findings"} == {
+        k: v for k, v in target.items() if k != "findings"
+    }
 
 
 def test_missing_targets_and_the_scan_metadata(baseline):
     assert baseline.missing_targets(["payments-api", "brand-new"]) == ["legacy-db", "old-proxy"]
     assert baseline.missing_targets(["payments-api", "legacy-db", "old-proxy"]) == []
-    assert baseline.report(["legacy-db"]) == {"file": "last-week.json", "missing_targets": ["payments-api", "old-proxy"]}
+    assert baseline.report(["legacy-db"]) == {
+        "file": "last-week.json",
+        "missing_targets": ["payments-api", "old-proxy"],
+    }
 
 
 def test_annotated_targets_and_baseline_metadata_satisfy_the_schema(baseline):
-    targets = [annotate(_target("payments-api", {"client-cert-required": "fail", "tls13-only": "pass",
-                                                 "san-match": "pass", "wrong-ca-rejected": "fail"}), baseline)]
+    targets = [
+        annotate(
+            _target(
+                "payments-api",
+                {
+                    "client-cert-required": "fail",
+                    "tls13-only": "pass",
+                    "san-match": "pass",
+                    "wrong-ca-rejected": "fail",
+                },
+            ),
+            baseline,
+        )
+    ]
     document = _document(targets)
     document["scan"]["baseline"] = baseline.report(["payments-api"])
     assert validation_problem(document) is None
@@ -235,8 +261,11 @@ def test_a_target_that_could_not_be_scanned_is_compared_too():
     assert baseline.status("svc", None) == "error"
     new = _document([_target("svc", {"tls13-only": "pass"})])
     diff = diff_reports(old, new)
-    assert diff.better == [DiffEntry("svc", None, "error", None,
-                                     "no longer reported (was: target could not be scanned: connection refused)")]
+    assert diff.better == [
+        DiffEntry(
+            "svc", None, "error", None, "no longer reported (was: target could not be scanned: connection refused)"
+        )
+    ]
     assert diff_reports(new, old).worse == [
         DiffEntry("svc", None, None, "error", "target could not be scanned: connection refused")
     ]
@@ -262,14 +291,18 @@ def test_diff_worse_and_better_in_both_directions():
     new = _report({"svc": {"a": "fail", "b": "error", "c": "pass", "d": "warn", "e": "fail"}})
     diff = diff_reports(old, new)
     assert [(e.check, e.old_status, e.new_status) for e in diff.worse] == [
-        ("a", "pass", "fail"), ("b", "warn", "error"), ("e", "error", "fail"),
+        ("a", "pass", "fail"),
+        ("b", "warn", "error"),
+        ("e", "error", "fail"),
     ]
     assert [(e.check, e.old_status, e.new_status) for e in diff.better] == [("c", "fail", "pass")]
     assert diff.worse[0] == DiffEntry("svc", "a", "pass", "fail", "a fail")
 
     backwards = diff_reports(new, old)
     assert [(e.check, e.old_status, e.new_status) for e in backwards.better] == [
-        ("a", "fail", "pass"), ("b", "error", "warn"), ("e", "fail", "error"),
+        ("a", "fail", "pass"),
+        ("b", "error", "warn"),
+        ("e", "fail", "error"),
     ]
     assert [(e.check, e.old_status, e.new_status) for e in backwards.worse] == [("c", "pass", "fail")]
 
@@ -334,7 +367,9 @@ def test_diff_to_dict_is_json():
     diff = diff_reports(_report({"svc": {"a": "pass"}}), _report({"svc": {"a": "fail"}}))
     assert json.loads(json.dumps(diff.to_dict())) == {
         "worse": [{"target": "svc", "check": "a", "old_status": "pass", "new_status": "fail", "summary": "a fail"}],
-        "better": [], "added_targets": [], "removed_targets": [],
+        "better": [],
+        "added_targets": [],
+        "removed_targets": [],
     }
 
 

@@ -20,8 +20,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,100 +27,8 @@ import pytest
 
 from reports.html_report import write_html
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 REPO = Path(__file__).resolve().parent.parent
 README_SCREENSHOT = REPO / "docs" / "report.png"
-
-# Records CSP violations the page reports about itself; injected by the browser before
-# any page script, so the page's own CSP does not apply to it.
-CSP_PROBE = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", function (event) {
-  window.__cspViolations.push(event.violatedDirective + " " + event.blockedURI);
-});
-"""
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("MTLS_AUDIT_REQUIRE_SERVERS") == "1":
-        pytest.fail(f"MTLS_AUDIT_REQUIRE_SERVERS=1 but {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing (install Debian's chromium package to run the browser tests)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[test]')")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@dataclass
-class OpenedPage:
-    page: Any
-    console: list[tuple[str, str]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-
-    def csp_violations(self) -> list[str]:
-        reported = self.page.evaluate("window.__cspViolations || []")
-        logged = [text for _, text in self.console if "Content Security Policy" in text]
-        return reported + logged
-
-    def assert_clean(self) -> None:
-        assert self.errors == [], f"uncaught page errors: {self.errors}"
-        assert [text for kind, text in self.console if kind == "error"] == []
-        assert self.csp_violations() == []
-        assert self.dialogs == []
-
-    def visible_names(self, selector: str) -> list[str]:
-        return self.page.eval_on_selector_all(
-            selector, "els => els.filter(el => el.offsetParent !== null).map(el => el.dataset.name)"
-        )
-
-
-@pytest.fixture
-def open_page(browser) -> Iterator[Any]:
-    contexts = []
-
-    def open_(path: Path, **context_options: Any) -> OpenedPage:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, **context_options)
-        contexts.append(context)
-        page = context.new_page()
-        opened = OpenedPage(page)
-        page.on("console", lambda message: opened.console.append((message.type, message.text)))
-        page.on("pageerror", lambda error: opened.errors.append(str(error)))
-
-        def on_dialog(dialog: Any) -> None:
-            opened.dialogs.append(f"{dialog.type}: {dialog.message}")
-            dialog.dismiss()
-
-        page.on("dialog", on_dialog)
-        if context_options.get("java_script_enabled", True):
-            page.add_init_script(CSP_PROBE)
-        page.goto(path.resolve().as_uri())
-        page.wait_for_load_state("load")
-        return opened
-
-    yield open_
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture(scope="module")
@@ -182,9 +88,13 @@ def test_demo_report_in_a_browser(open_page, demo_report, tmp_path):
     for name, href, _, _ in cells:
         assert href.startswith("#"), href
         target_id = href[1:]
-        assert page.evaluate("id => document.getElementById(id) !== null", target_id), f"{name}: {href} resolves to nothing"
+        assert page.evaluate("id => document.getElementById(id) !== null", target_id), (
+            f"{name}: {href} resolves to nothing"
+        )
         # and the finding it lands on belongs to that target's section
-        assert page.evaluate("id => document.getElementById(id).closest('section.target').dataset.name", target_id) == name
+        assert (
+            page.evaluate("id => document.getElementById(id).closest('section.target').dataset.name", target_id) == name
+        )
 
     # typing a target's name leaves only that target, in the matrix and below
     unique = next(n for n in names if sum(n in other for other in names) == 1)
@@ -255,14 +165,20 @@ def _hostile_document() -> dict[str, Any]:
         "summary": f"no SAN matches: {SCRIPT} {ATTRIBUTE}\nsecond line {ANSI} {BAD_BYTE}",
         "remediation": f"Reissue `{SVG}` the certificate.",
         "evidence": {
-            "names": [f"DNS:{SCRIPT}", f"URI:javascript:alert(1)", ATTRIBUTE],
+            "names": [f"DNS:{SCRIPT}", "URI:javascript:alert(1)", ATTRIBUTE],
             "reason": f"{SVG}\n{ANSI}{BAD_BYTE}",
             ATTRIBUTE: {SCRIPT: [SVG, None, True]},
             "openssl_command": f"openssl s_client -connect 192.0.2.1:443 -servername '{ATTRIBUTE}'",
         },
         "waived": True,
-        "waiver": {"target": SCRIPT, "check": "san-match", "reason": ATTRIBUTE, "owner": SVG,
-                   "expires": "2099-01-01", "expired": False},
+        "waiver": {
+            "target": SCRIPT,
+            "check": "san-match",
+            "reason": ATTRIBUTE,
+            "owner": SVG,
+            "expires": "2099-01-01",
+            "expired": False,
+        },
         "baseline": "new",
     }
     target = {
@@ -274,28 +190,46 @@ def _hostile_document() -> dict[str, Any]:
         "error": None,
         "scanned_at": "2026-01-01T00:00:01+00:00",
         "accepted_versions": ["TLSv1.3"],
-        "client_auth": [{"version": "TLSv1.3", "classification": "optional", "blocked_at": None,
-                         "certificate_request_seen": True, "detail": f"{SCRIPT}{ANSI}"}],
-        "certificates": [{
-            "subject": subject,
-            "issuer": f"CN={SVG}",
-            "serial": "01",
-            "not_before": "2025-01-01T00:00:00+00:00",
-            "not_after": "2027-01-01T00:00:00+00:00",
-            "subject_alternative_names": [f"DNS:{SCRIPT}", f"DNS:{ATTRIBUTE}", f"DNS:{ANSI}{BAD_BYTE}\nx"],
-            "sha256": "d" * 64,
-            "pem": f"-----BEGIN CERTIFICATE-----\n{SCRIPT}\n-----END CERTIFICATE-----\n",
-        }],
+        "client_auth": [
+            {
+                "version": "TLSv1.3",
+                "classification": "optional",
+                "blocked_at": None,
+                "certificate_request_seen": True,
+                "detail": f"{SCRIPT}{ANSI}",
+            }
+        ],
+        "certificates": [
+            {
+                "subject": subject,
+                "issuer": f"CN={SVG}",
+                "serial": "01",
+                "not_before": "2025-01-01T00:00:00+00:00",
+                "not_after": "2027-01-01T00:00:00+00:00",
+                "subject_alternative_names": [f"DNS:{SCRIPT}", f"DNS:{ATTRIBUTE}", f"DNS:{ANSI}{BAD_BYTE}\nx"],
+                "sha256": "d" * 64,
+                "pem": f"-----BEGIN CERTIFICATE-----\n{SCRIPT}\n-----END CERTIFICATE-----\n",
+            }
+        ],
         "findings": [finding],
         "probes": [],
     }
     return {
         "schema_version": "1.0",
-        "scan": {"started": "2026-01-01T00:00:00+00:00", "finished": None, "tool": "mtls-audit",
-                 "tool_version": "0.1.0", "inventory": SCRIPT, "options": {ATTRIBUTE: SCRIPT},
-                 "waivers": {"file": ATTRIBUTE, "expired": [{"target": SCRIPT, "check": "x", "reason": SVG}],
-                             "unused": [SCRIPT]},
-                 "baseline": {"file": SCRIPT, "missing_targets": [ATTRIBUTE]}},
+        "scan": {
+            "started": "2026-01-01T00:00:00+00:00",
+            "finished": None,
+            "tool": "mtls-audit",
+            "tool_version": "0.1.0",
+            "inventory": SCRIPT,
+            "options": {ATTRIBUTE: SCRIPT},
+            "waivers": {
+                "file": ATTRIBUTE,
+                "expired": [{"target": SCRIPT, "check": "x", "reason": SVG}],
+                "unused": [SCRIPT],
+            },
+            "baseline": {"file": SCRIPT, "missing_targets": [ATTRIBUTE]},
+        },
         "summary": {"targets": 1, "targets_by_status": {"fail": 1}, "findings_by_status": {"fail": 1}},
         "targets": [target],
     }

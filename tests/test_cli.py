@@ -42,11 +42,18 @@ def write_inventory(path: Path, lab, names: list[str], extra_targets: list[dict]
     inventory = {
         "defaults": {
             "trust": str(lab.directory / "pki" / "ca.pem"),
-            "identity": {"cert": str(lab.directory / "pki" / "client.pem"), "key": str(lab.directory / "pki" / "client.key")},
+            "identity": {
+                "cert": str(lab.directory / "pki" / "client.pem"),
+                "key": str(lab.directory / "pki" / "client.key"),
+            },
         }
         | defaults,
         "targets": [
-            {"name": name, "address": lab.address(name), "server_name": lab.server_names.get(name, "strict.mtls-lab.test")}
+            {
+                "name": name,
+                "address": lab.address(name),
+                "server_name": lab.server_names.get(name, "strict.mtls-lab.test"),
+            }
             for name in names
         ]
         + list(extra_targets),
@@ -198,7 +205,12 @@ def test_encrypted_key_password_never_reaches_any_output(tmp_path: Path, lab_pro
 )
 def test_bad_command_lines_get_one_clear_line_and_exit_2(tmp_path: Path, lab_process, args, fragments):
     (tmp_path / "inv.yaml").write_text(
-        yaml.safe_dump({"defaults": {"trust": str(lab_process.directory / "pki" / "ca.pem")}, "targets": [{"address": "127.0.0.1:1"}]})
+        yaml.safe_dump(
+            {
+                "defaults": {"trust": str(lab_process.directory / "pki" / "ca.pem")},
+                "targets": [{"address": "127.0.0.1:1"}],
+            }
+        )
     )
     args = [str(lab_process.directory / "pki" / "ca.pem") if a == "CA" else a for a in args]
     result = run_cli(*args, cwd=tmp_path)
@@ -250,7 +262,11 @@ def test_explain_prints_one_line_per_probe_with_what_came_back(lab_process):
     pki = lab_process.directory / "pki"
     common = ["--ca", str(pki / "ca.pem"), "--cert", str(pki / "client.pem"), "--key", str(pki / "client.key")]
     result = run_cli(
-        "explain", lab_process.address("tls12-allowed"), *common, "--server-name", lab_process.server_names["tls12-allowed"]
+        "explain",
+        lab_process.address("tls12-allowed"),
+        *common,
+        "--server-name",
+        lab_process.server_names["tls12-allowed"],
     )
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}
@@ -261,7 +277,9 @@ def test_explain_prints_one_line_per_probe_with_what_came_back(lab_process):
     }  # fmt: skip
     assert "alert 40 handshake_failure in the handshake" in lines["no-cert@tls1.2"]
     assert lines["no-cert@tls1.2"].endswith("=> blocked at tls-handshake")
-    assert "alert 116 certificate_required" in lines["no-cert@tls1.3"] and "after the handshake" in lines["no-cert@tls1.3"]
+    assert (
+        "alert 116 certificate_required" in lines["no-cert@tls1.3"] and "after the handshake" in lines["no-cert@tls1.3"]
+    )
     assert lines["valid@tls1.0"].endswith("=> TLSv1 refused")
     assert "presented no certificate" in lines["no-cert@tls1.3"]
     assert "presented rogue-CA impostor (sha256 " in lines["rogue-ca@tls1.3"]

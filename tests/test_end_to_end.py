@@ -76,9 +76,7 @@ def demo_results(lab_pki: LabPKI) -> tuple[list[LabEndpoint], list[TargetResult]
     endpoints = demo_endpoints(lab_pki)
 
     def targets(ports):
-        return [
-            lab_target(lab_pki, e.name, ports[e.name], e.server_name, index=i) for i, e in enumerate(endpoints)
-        ]
+        return [lab_target(lab_pki, e.name, ports[e.name], e.server_name, index=i) for i, e in enumerate(endpoints)]
 
     return endpoints, scan_with_lab([e.server for e in endpoints], targets)
 
@@ -180,7 +178,10 @@ def test_a_server_that_stays_mute_after_the_handshake_is_unknown_never_accepted(
     )
     for protocol in (AppProtocol.HTTP, AppProtocol.NONE):
         results = scan_with_lab(
-            [mute], lambda ports: [lab_target(lab_pki, "mute", ports["mute"], "strict.mtls-lab.test", app_protocol=protocol)]
+            [mute],
+            lambda ports, protocol=protocol: [
+                lab_target(lab_pki, "mute", ports["mute"], "strict.mtls-lab.test", app_protocol=protocol)
+            ],
         )
         finding = _finding(results[0], "client-cert-required")
         assert finding.status.value == "error", (protocol, finding.summary)

@@ -58,7 +58,7 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _issue(subject, subject_key, issuer, issuer_key, *, ca=False, san=None, eku=None):
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
@@ -83,14 +83,8 @@ def _pem(certificate: x509.Certificate) -> bytes:
 
 
 def _key_pem(key, password: bytes | None = None) -> bytes:
-    encryption = (
-        serialization.BestAvailableEncryption(password)
-        if password
-        else serialization.NoEncryption()
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
+    encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 
 @pytest.fixture(scope="module")
@@ -99,13 +93,15 @@ def pki() -> PKI:
     ca = _issue("Test CA", ca_key, "Test CA", ca_key, ca=True)
     server_key = ec.generate_private_key(ec.SECP256R1())
     server = _issue(
-        "api.internal", server_key, "Test CA", ca_key,
-        san=["api.internal"], eku=[ExtendedKeyUsageOID.SERVER_AUTH],
+        "api.internal",
+        server_key,
+        "Test CA",
+        ca_key,
+        san=["api.internal"],
+        eku=[ExtendedKeyUsageOID.SERVER_AUTH],
     )
     client_key = ec.generate_private_key(ec.SECP256R1())
-    client = _issue(
-        "scanner-client", client_key, "Test CA", ca_key, eku=[ExtendedKeyUsageOID.CLIENT_AUTH]
-    )
+    client = _issue("scanner-client", client_key, "Test CA", ca_key, eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
     other_key = ec.generate_private_key(ec.SECP256R1())
     dh_key = x25519.X25519PrivateKey.generate()
     files = {
@@ -206,9 +202,7 @@ def test_good_inventory_loads_with_defaults(workdir: Path, pki: PKI) -> None:
 
 def test_per_target_settings_override_defaults(workdir: Path, pki: PKI) -> None:
     document = base_document()
-    document["defaults"].update(
-        {"min_tls_version": "1.2", "tags": ["prod"], "disabled_checks": ["expiry-soon"]}
-    )
+    document["defaults"].update({"min_tls_version": "1.2", "tags": ["prod"], "disabled_checks": ["expiry-soon"]})
     document["targets"][1].update(
         {
             "trust": "pki/ca.der",
@@ -223,9 +217,7 @@ def test_per_target_settings_override_defaults(workdir: Path, pki: PKI) -> None:
         }
     )
     document["targets"].append({"address": "[::1]:8443", "identity": None})
-    first, second, third = load_inventory(
-        write_yaml(workdir, document), {}, known_checks=KNOWN_CHECKS
-    )
+    first, second, third = load_inventory(write_yaml(workdir, document), {}, known_checks=KNOWN_CHECKS)
 
     assert first.min_tls_version is TLSVersion.TLS1_2
     assert first.tags == ("staging",)  # the target's own list replaces the default
@@ -378,66 +370,285 @@ ENCRYPTED_IDENTITY = {
 
 # (id, mutation, environ, expected fragments: where, field, reason)
 BAD_CASES = [
-    ("unknown-top-level-key", _set("targtes", []), {}, ["unknown key 'targtes'", "top level", "did you mean 'targets'"]),
-    ("unknown-defaults-key", _set("defaults.trsut", "x"), {}, ["unknown key 'trsut' in defaults", "expected one of:", "trust"]),
-    ("target-only-key-in-defaults", _set("defaults.address", "x:1"), {}, ["unknown key 'address' in defaults", "belongs on each target"]),
+    (
+        "unknown-top-level-key",
+        _set("targtes", []),
+        {},
+        ["unknown key 'targtes'", "top level", "did you mean 'targets'"],
+    ),
+    (
+        "unknown-defaults-key",
+        _set("defaults.trsut", "x"),
+        {},
+        ["unknown key 'trsut' in defaults", "expected one of:", "trust"],
+    ),
+    (
+        "target-only-key-in-defaults",
+        _set("defaults.address", "x:1"),
+        {},
+        ["unknown key 'address' in defaults", "belongs on each target"],
+    ),
     ("unknown-target-key", _set("targets.0.adress", "x:1"), {}, [T1, "unknown key 'adress'", "did you mean 'address'"]),
     ("port-as-own-key", _set("targets.0.port", 443), {}, [T1, "unknown key 'port'", "address: 'host:port'"]),
-    ("unknown-identity-key", _set("targets.1.identity", {"cert": "pki/client.pem", "key": "pki/client.key", "kye": 1}), {}, [T2, "field 'identity'", "unknown key 'kye'"]),
-    ("password-in-identity", _set("defaults.identity.password", PASSWORD), {}, ["defaults", "field 'identity'", "unknown key 'password'", "password_env"]),
+    (
+        "unknown-identity-key",
+        _set("targets.1.identity", {"cert": "pki/client.pem", "key": "pki/client.key", "kye": 1}),
+        {},
+        [T2, "field 'identity'", "unknown key 'kye'"],
+    ),
+    (
+        "password-in-identity",
+        _set("defaults.identity.password", PASSWORD),
+        {},
+        ["defaults", "field 'identity'", "unknown key 'password'", "password_env"],
+    ),
     ("missing-address", _delete("targets.0.address"), {}, [T1, "field 'address'", "missing"]),
-    ("missing-address-unnamed", _chain(_delete("targets.1.address"), _delete("targets.1.server_name")), {}, ["target #2", "field 'address'", "missing"]),
+    (
+        "missing-address-unnamed",
+        _chain(_delete("targets.1.address"), _delete("targets.1.server_name")),
+        {},
+        ["target #2", "field 'address'", "missing"],
+    ),
     ("missing-trust-everywhere", _delete("defaults.trust"), {}, [T1, "field 'trust'", "missing"]),
-    ("identity-cert-without-key", _delete("defaults.identity.key"), {}, ["defaults", "field 'identity.key'", "missing", "only cert is set"]),
-    ("identity-key-without-cert", _set("targets.0.identity", {"key": "pki/client.key"}), {}, [T1, "field 'identity.cert'", "missing"]),
-    ("identity-wrong-type", _set("targets.0.identity", "pki/client.pem"), {}, [T1, "field 'identity'", "must be a mapping"]),
-    ("expiry-wrong-type", _set("targets.0.expiry_warning_days", "30"), {}, [T1, "field 'expiry_warning_days'", "whole number"]),
-    ("expiry-boolean", _set("defaults.expiry_warning_days", True), {}, ["defaults", "field 'expiry_warning_days'", "boolean"]),
-    ("expiry-negative", _set("targets.1.expiry_warning_days", -1), {}, [T2, "field 'expiry_warning_days'", "0 or more"]),
+    (
+        "identity-cert-without-key",
+        _delete("defaults.identity.key"),
+        {},
+        ["defaults", "field 'identity.key'", "missing", "only cert is set"],
+    ),
+    (
+        "identity-key-without-cert",
+        _set("targets.0.identity", {"key": "pki/client.key"}),
+        {},
+        [T1, "field 'identity.cert'", "missing"],
+    ),
+    (
+        "identity-wrong-type",
+        _set("targets.0.identity", "pki/client.pem"),
+        {},
+        [T1, "field 'identity'", "must be a mapping"],
+    ),
+    (
+        "expiry-wrong-type",
+        _set("targets.0.expiry_warning_days", "30"),
+        {},
+        [T1, "field 'expiry_warning_days'", "whole number"],
+    ),
+    (
+        "expiry-boolean",
+        _set("defaults.expiry_warning_days", True),
+        {},
+        ["defaults", "field 'expiry_warning_days'", "boolean"],
+    ),
+    (
+        "expiry-negative",
+        _set("targets.1.expiry_warning_days", -1),
+        {},
+        [T2, "field 'expiry_warning_days'", "0 or more"],
+    ),
     ("bad-tls-version", _set("targets.0.min_tls_version", "1.4"), {}, [T1, "field 'min_tls_version'", "'1.4'"]),
     ("bad-client-auth", _set("targets.0.client_auth", "optional"), {}, [T1, "field 'client_auth'", "required, none"]),
-    ("client-auth-yaml-boolean", _set("defaults.client_auth", False), {}, ["defaults", "field 'client_auth'", "boolean"]),
+    (
+        "client-auth-yaml-boolean",
+        _set("defaults.client_auth", False),
+        {},
+        ["defaults", "field 'client_auth'", "boolean"],
+    ),
     ("bad-probe", _set("targets.0.probe", "grpc"), {}, [T1, "field 'probe'", "http, none"]),
-    ("http-path-no-slash", _set("targets.0.http_path", "healthz"), {}, [T1, "field 'http_path'", "must start with '/'"]),
+    (
+        "http-path-no-slash",
+        _set("targets.0.http_path", "healthz"),
+        {},
+        [T1, "field 'http_path'", "must start with '/'"],
+    ),
     ("http-path-space", _set("targets.0.http_path", "/a b"), {}, [T1, "field 'http_path'", "spaces"]),
-    ("disabled-checks-not-list", _set("targets.0.disabled_checks", "tls13-only"), {}, [T1, "field 'disabled_checks'", "must be a list"]),
-    ("disabled-checks-unknown", _set("targets.0.disabled_checks", ["tls13-onyl"]), {}, [T1, "field 'disabled_checks'", "unknown check id 'tls13-onyl'", "did you mean 'tls13-only'"]),
+    (
+        "disabled-checks-not-list",
+        _set("targets.0.disabled_checks", "tls13-only"),
+        {},
+        [T1, "field 'disabled_checks'", "must be a list"],
+    ),
+    (
+        "disabled-checks-unknown",
+        _set("targets.0.disabled_checks", ["tls13-onyl"]),
+        {},
+        [T1, "field 'disabled_checks'", "unknown check id 'tls13-onyl'", "did you mean 'tls13-only'"],
+    ),
     ("tags-not-list", _set("targets.0.tags", "staging"), {}, [T1, "field 'tags'", "must be a list"]),
     ("tags-not-strings", _set("targets.0.tags", ["ok", 3]), {}, [T1, "field 'tags'", "integer 3"]),
     ("name-wrong-type", _set("targets.0.name", 42), {}, ["target #1", "field 'name'", "non-empty string"]),
-    ("server-name-wrong-type", _set("targets.0.server_name", ["a"]), {}, [T1, "field 'server_name'", "non-empty host name"]),
-    ("trust-missing-file", _set("defaults.trust", "pki/nope.pem"), {}, ["defaults", "field 'trust'", "cannot read pki/nope.pem", "No such file"]),
+    (
+        "server-name-wrong-type",
+        _set("targets.0.server_name", ["a"]),
+        {},
+        [T1, "field 'server_name'", "non-empty host name"],
+    ),
+    (
+        "trust-missing-file",
+        _set("defaults.trust", "pki/nope.pem"),
+        {},
+        ["defaults", "field 'trust'", "cannot read pki/nope.pem", "No such file"],
+    ),
     ("trust-is-directory", _set("targets.0.trust", "pki"), {}, [T1, "field 'trust'", "cannot read pki"]),
     ("trust-empty", _set("targets.0.trust", "pki/empty.pem"), {}, [T1, "field 'trust'", "pki/empty.pem is empty"]),
-    ("trust-garbage", _set("targets.0.trust", "pki/garbage.pem"), {}, [T1, "field 'trust'", "pki/garbage.pem holds no PEM or DER certificate"]),
-    ("trust-is-a-key", _set("targets.0.trust", "pki/client.key"), {}, [T1, "field 'trust'", "holds a private key, not a certificate"]),
-    ("trust-wrong-type", _set("defaults.trust", ["pki/ca.pem"]), {}, ["defaults", "field 'trust'", "must be a file path"]),
-    ("cert-missing-file", _set("targets.0.identity", {"cert": "pki/client-nope.pem", "key": "pki/client.key"}), {}, [T1, "field 'identity.cert'", "cannot read pki/client-nope.pem"]),
-    ("cert-is-a-key", _set("defaults.identity.cert", "pki/client.key"), {}, ["defaults", "field 'identity.cert'", "not a certificate"]),
-    ("key-missing-file", _set("defaults.identity.key", "pki/missing.key"), {}, ["defaults", "field 'identity.key'", "cannot read pki/missing.key"]),
-    ("key-is-a-cert", _set("defaults.identity.key", "pki/server.pem"), {}, ["defaults", "field 'identity.key'", "holds a certificate, not a private key"]),
-    ("key-mismatch", _set("targets.1.identity", {"cert": "pki/client.pem", "key": "pki/other.key"}), {}, [T2, "field 'identity.key'", "key pki/other.key does not match certificate pki/client.pem"]),
-    ("key-unsupported-type", _set("defaults.identity.key", "pki/x25519.key"), {}, ["defaults", "field 'identity.key'", "key of type X25519", "cannot sign"]),
-    ("key-inline-pem", _set("defaults.identity.key", "PEM"), {}, ["defaults", "field 'identity.key'", "not inline PEM"]),
-    ("encrypted-key-no-password-env", _set("targets.0.identity", {"cert": "pki/client.pem", "key": "pki/client-encrypted.key"}), {}, [T1, "field 'identity.key'", "pki/client-encrypted.key is encrypted; set password_env"]),
-    ("encrypted-key-env-unset", _set("targets.0.identity", ENCRYPTED_IDENTITY), {}, [T1, "field 'identity.password_env'", "environment variable CLIENT_KEY_PASSWORD is not set"]),
-    ("encrypted-key-wrong-password", _set("targets.0.identity", ENCRYPTED_IDENTITY), {"CLIENT_KEY_PASSWORD": PASSWORD + "x"}, [T1, "field 'identity.key'", "wrong password for pki/client-encrypted.key"]),
-    ("encrypted-key-empty-password", _set("targets.0.identity", ENCRYPTED_IDENTITY), {"CLIENT_KEY_PASSWORD": ""}, [T1, "field 'identity.key'", "password given is empty"]),
-    ("password-in-password-env", _set("targets.0.identity", {**ENCRYPTED_IDENTITY, "password_env": PASSWORD}), {}, [T1, "field 'identity.password_env'", "not the password itself"]),
-    ("password-like-name-unset", _set("targets.0.identity", {**ENCRYPTED_IDENTITY, "password_env": "hunter2"}), {}, [T1, "field 'identity.password_env'", "is not set"]),
+    (
+        "trust-garbage",
+        _set("targets.0.trust", "pki/garbage.pem"),
+        {},
+        [T1, "field 'trust'", "pki/garbage.pem holds no PEM or DER certificate"],
+    ),
+    (
+        "trust-is-a-key",
+        _set("targets.0.trust", "pki/client.key"),
+        {},
+        [T1, "field 'trust'", "holds a private key, not a certificate"],
+    ),
+    (
+        "trust-wrong-type",
+        _set("defaults.trust", ["pki/ca.pem"]),
+        {},
+        ["defaults", "field 'trust'", "must be a file path"],
+    ),
+    (
+        "cert-missing-file",
+        _set("targets.0.identity", {"cert": "pki/client-nope.pem", "key": "pki/client.key"}),
+        {},
+        [T1, "field 'identity.cert'", "cannot read pki/client-nope.pem"],
+    ),
+    (
+        "cert-is-a-key",
+        _set("defaults.identity.cert", "pki/client.key"),
+        {},
+        ["defaults", "field 'identity.cert'", "not a certificate"],
+    ),
+    (
+        "key-missing-file",
+        _set("defaults.identity.key", "pki/missing.key"),
+        {},
+        ["defaults", "field 'identity.key'", "cannot read pki/missing.key"],
+    ),
+    (
+        "key-is-a-cert",
+        _set("defaults.identity.key", "pki/server.pem"),
+        {},
+        ["defaults", "field 'identity.key'", "holds a certificate, not a private key"],
+    ),
+    (
+        "key-mismatch",
+        _set("targets.1.identity", {"cert": "pki/client.pem", "key": "pki/other.key"}),
+        {},
+        [T2, "field 'identity.key'", "key pki/other.key does not match certificate pki/client.pem"],
+    ),
+    (
+        "key-unsupported-type",
+        _set("defaults.identity.key", "pki/x25519.key"),
+        {},
+        ["defaults", "field 'identity.key'", "key of type X25519", "cannot sign"],
+    ),
+    (
+        "key-inline-pem",
+        _set("defaults.identity.key", "PEM"),
+        {},
+        ["defaults", "field 'identity.key'", "not inline PEM"],
+    ),
+    (
+        "encrypted-key-no-password-env",
+        _set("targets.0.identity", {"cert": "pki/client.pem", "key": "pki/client-encrypted.key"}),
+        {},
+        [T1, "field 'identity.key'", "pki/client-encrypted.key is encrypted; set password_env"],
+    ),
+    (
+        "encrypted-key-env-unset",
+        _set("targets.0.identity", ENCRYPTED_IDENTITY),
+        {},
+        [T1, "field 'identity.password_env'", "environment variable CLIENT_KEY_PASSWORD is not set"],
+    ),
+    (
+        "encrypted-key-wrong-password",
+        _set("targets.0.identity", ENCRYPTED_IDENTITY),
+        {"CLIENT_KEY_PASSWORD": PASSWORD + "x"},
+        [T1, "field 'identity.key'", "wrong password for pki/client-encrypted.key"],
+    ),
+    (
+        "encrypted-key-empty-password",
+        _set("targets.0.identity", ENCRYPTED_IDENTITY),
+        {"CLIENT_KEY_PASSWORD": ""},
+        [T1, "field 'identity.key'", "password given is empty"],
+    ),
+    (
+        "password-in-password-env",
+        _set("targets.0.identity", {**ENCRYPTED_IDENTITY, "password_env": PASSWORD}),
+        {},
+        [T1, "field 'identity.password_env'", "not the password itself"],
+    ),
+    (
+        "password-like-name-unset",
+        _set("targets.0.identity", {**ENCRYPTED_IDENTITY, "password_env": "hunter2"}),
+        {},
+        [T1, "field 'identity.password_env'", "is not set"],
+    ),
     ("address-no-port", _set("targets.0.address", "api.internal"), {}, [T1, "field 'address'", "no port"]),
-    ("address-port-zero", _set("targets.0.address", "api.internal:0"), {}, [T1, "field 'address'", "port 0 is not in 1-65535"]),
-    ("address-port-too-big", _set("targets.0.address", "api.internal:65536"), {}, [T1, "field 'address'", "not in 1-65535"]),
-    ("address-port-not-number", _set("targets.0.address", "api.internal:https"), {}, [T1, "field 'address'", "not a number"]),
+    (
+        "address-port-zero",
+        _set("targets.0.address", "api.internal:0"),
+        {},
+        [T1, "field 'address'", "port 0 is not in 1-65535"],
+    ),
+    (
+        "address-port-too-big",
+        _set("targets.0.address", "api.internal:65536"),
+        {},
+        [T1, "field 'address'", "not in 1-65535"],
+    ),
+    (
+        "address-port-not-number",
+        _set("targets.0.address", "api.internal:https"),
+        {},
+        [T1, "field 'address'", "not a number"],
+    ),
     ("address-empty-host", _set("targets.0.address", ":8443"), {}, [T1, "field 'address'", "empty host"]),
     ("address-unbracketed-ipv6", _set("targets.0.address", "::1:8443"), {}, [T1, "field 'address'", "needs brackets"]),
-    ("address-unclosed-bracket", _set("targets.0.address", "[::1:8443"), {}, [T1, "field 'address'", "without a closing ']'"]),
-    ("address-bracketed-ipv4", _set("targets.0.address", "[10.0.0.1]:8443"), {}, [T1, "field 'address'", "only for IPv6"]),
-    ("address-url", _set("targets.0.address", "https://api.internal:8443/"), {}, [T1, "field 'address'", "looks like a URL"]),
+    (
+        "address-unclosed-bracket",
+        _set("targets.0.address", "[::1:8443"),
+        {},
+        [T1, "field 'address'", "without a closing ']'"],
+    ),
+    (
+        "address-bracketed-ipv4",
+        _set("targets.0.address", "[10.0.0.1]:8443"),
+        {},
+        [T1, "field 'address'", "only for IPv6"],
+    ),
+    (
+        "address-url",
+        _set("targets.0.address", "https://api.internal:8443/"),
+        {},
+        [T1, "field 'address'", "looks like a URL"],
+    ),
     ("address-wrong-type", _set("targets.0.address", 8443), {}, [T1, "field 'address'", "expected a string"]),
-    ("duplicate-name", _set("targets.1.name", "payments-api"), {}, ["target 'payments-api' (#2)", "field 'name'", "duplicate name", "#1"]),
-    ("duplicate-endpoint", _chain(_set("targets.1.address", "API.internal:8443"), _set("targets.1.name", "other")), {}, ["target 'other' (#2)", "field 'address'", "duplicate of target 'payments-api' (#1)"]),
-    ("duplicate-default-name", _chain(_set("targets.0.address", "127.0.0.1:9443"), _delete("targets.0.name"), _set("targets.0.server_name", "other.internal")), {}, [T2, "field 'name'", "set a distinct name"]),
+    (
+        "duplicate-name",
+        _set("targets.1.name", "payments-api"),
+        {},
+        ["target 'payments-api' (#2)", "field 'name'", "duplicate name", "#1"],
+    ),
+    (
+        "duplicate-endpoint",
+        _chain(_set("targets.1.address", "API.internal:8443"), _set("targets.1.name", "other")),
+        {},
+        ["target 'other' (#2)", "field 'address'", "duplicate of target 'payments-api' (#1)"],
+    ),
+    (
+        "duplicate-default-name",
+        _chain(
+            _set("targets.0.address", "127.0.0.1:9443"),
+            _delete("targets.0.name"),
+            _set("targets.0.server_name", "other.internal"),
+        ),
+        {},
+        [T2, "field 'name'", "set a distinct name"],
+    ),
     ("targets-empty", _set("targets", []), {}, ["'targets' is empty"]),
     ("targets-missing", _delete("targets"), {}, ["missing key 'targets'"]),
     ("targets-not-list", _set("targets", {"address": "a:1"}), {}, ["'targets' must be a list"]),
@@ -561,9 +772,30 @@ def test_parse_address_accepts(text: str, expected: tuple[str, int]) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "host", "host:", ":443", "host:0", "host:65536", "host:-1", "host:4x3", "::1",
-     "::1:443", "[::1]", "[::1]443", "[::1:443", "::1]:443", "[]:443", "[host]:443",
-     "ho st:443", " host:443", "a..b:443", "http://host:443", "host:443/path", "host:१२"],
+    [
+        "",
+        "host",
+        "host:",
+        ":443",
+        "host:0",
+        "host:65536",
+        "host:-1",
+        "host:4x3",
+        "::1",
+        "::1:443",
+        "[::1]",
+        "[::1]443",
+        "[::1:443",
+        "::1]:443",
+        "[]:443",
+        "[host]:443",
+        "ho st:443",
+        " host:443",
+        "a..b:443",
+        "http://host:443",
+        "host:443/path",
+        "host:१२",
+    ],
 )
 def test_parse_address_rejects(text: str) -> None:
     with pytest.raises(ValueError):
@@ -607,7 +839,10 @@ def test_target_from_command_line(workdir: Path, pki: PKI, monkeypatch: pytest.M
         ({"cert": None}, "--cert: missing: --key needs --cert too"),
         ({"key": Path("pki/other.key")}, "--key: key pki/other.key does not match certificate pki/client.pem"),
         ({"key": Path("pki/client-encrypted.key")}, "--key: pki/client-encrypted.key is encrypted; set --password-env"),
-        ({"key": Path("pki/client-encrypted.key"), "password_env": "KEY_PW", "environ": {"KEY_PW": "nope"}}, "--key: wrong password for pki/client-encrypted.key"),
+        (
+            {"key": Path("pki/client-encrypted.key"), "password_env": "KEY_PW", "environ": {"KEY_PW": "nope"}},
+            "--key: wrong password for pki/client-encrypted.key",
+        ),
         ({"password_env": "KEY_PW"}, "--password-env: environment variable KEY_PW is not set"),
         ({"server_name": "a b"}, "--server-name: 'a b' is not a host name"),
     ],

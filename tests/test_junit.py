@@ -34,8 +34,14 @@ def _finding(check: str, status: str, summary: str = "", severity: str = "high",
     }
 
 
-def _target(name: str, findings: list[dict[str, Any]], *, status: str | None = None,
-            error: str | None = None, address: str = "10.0.0.5:8443") -> dict[str, Any]:
+def _target(
+    name: str,
+    findings: list[dict[str, Any]],
+    *,
+    status: str | None = None,
+    error: str | None = None,
+    address: str = "10.0.0.5:8443",
+) -> dict[str, Any]:
     ranks = {"skip": 0, "pass": 1, "warn": 2, "error": 3, "fail": 4}
     worst = max((f["status"] for f in findings), key=ranks.__getitem__, default="skip")
     return {
@@ -55,8 +61,14 @@ def _target(name: str, findings: list[dict[str, Any]], *, status: str | None = N
 
 
 def _scan() -> dict[str, Any]:
-    return {"started": STARTED, "finished": FINISHED, "tool": "mtls-audit", "tool_version": "0.1.0",
-            "inventory": "inventory.yaml", "options": {}}
+    return {
+        "started": STARTED,
+        "finished": FINISHED,
+        "tool": "mtls-audit",
+        "tool_version": "0.1.0",
+        "inventory": "inventory.yaml",
+        "options": {},
+    }
 
 
 def _summary(targets: list[dict[str, Any]]) -> dict[str, Any]:
@@ -64,21 +76,37 @@ def _summary(targets: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _targets() -> list[dict[str, Any]]:
-    payments = _target("payments-api", [
-        _finding("client-cert-required", "fail", "a client without a certificate gets in", "critical",
-                 openssl_command=[CMD_TOP, CMD_TOP],
-                 per_version=[{"version": "TLSv1.3", "openssl_command": CMD_NESTED},
-                              {"version": "TLSv1.2", "openssl_command": [CMD_TOP]}]),
-        _finding("wrong-ca-rejected", "pass"),
-        _finding("tls13-only", "warn", "accepts TLSv1.2", "medium", accepted=["TLSv1.2", "TLSv1.3"]),
-        _finding("chain-complete", "error", "could not decide: timeout", "medium"),
-        _finding("san-match", "skip", "not applicable"),
-        _finding("expiry-soon", "pass"),
-    ])
-    unreachable = _target("billing-db", [
-        _finding(check, "error", "target could not be scanned: connection refused")
-        for check in ("client-cert-required", "tls13-only")
-    ], status="error", error="connection refused", address="10.0.0.9:5432")
+    payments = _target(
+        "payments-api",
+        [
+            _finding(
+                "client-cert-required",
+                "fail",
+                "a client without a certificate gets in",
+                "critical",
+                openssl_command=[CMD_TOP, CMD_TOP],
+                per_version=[
+                    {"version": "TLSv1.3", "openssl_command": CMD_NESTED},
+                    {"version": "TLSv1.2", "openssl_command": [CMD_TOP]},
+                ],
+            ),
+            _finding("wrong-ca-rejected", "pass"),
+            _finding("tls13-only", "warn", "accepts TLSv1.2", "medium", accepted=["TLSv1.2", "TLSv1.3"]),
+            _finding("chain-complete", "error", "could not decide: timeout", "medium"),
+            _finding("san-match", "skip", "not applicable"),
+            _finding("expiry-soon", "pass"),
+        ],
+    )
+    unreachable = _target(
+        "billing-db",
+        [
+            _finding(check, "error", "target could not be scanned: connection refused")
+            for check in ("client-cert-required", "tls13-only")
+        ],
+        status="error",
+        error="connection refused",
+        address="10.0.0.9:5432",
+    )
     no_findings = _target("ghost", [], status="error", error="no route to host", address="10.0.0.10:443")
     return [payments, unreachable, no_findings]
 
@@ -119,7 +147,12 @@ def test_counts_and_names_with_junitparser(tmp_path):
     assert (payments.tests, payments.failures, payments.errors, payments.skipped) == (6, 1, 1, 1)
     assert payments.timestamp == STARTED
     assert [case.name for case in payments] == [
-        "client-cert-required", "wrong-ca-rejected", "tls13-only", "chain-complete", "san-match", "expiry-soon",
+        "client-cert-required",
+        "wrong-ca-rejected",
+        "tls13-only",
+        "chain-complete",
+        "san-match",
+        "expiry-soon",
     ]
     assert {case.classname for case in payments} == {"payments-api"}
     properties = {prop.name: prop.value for prop in payments.properties()}
@@ -146,7 +179,11 @@ def test_counts_and_mapping_with_elementtree(tmp_path):
     root = ET.parse(path).getroot()
     assert root.tag == "testsuites"
     assert {k: root.get(k) for k in ("name", "tests", "failures", "errors", "skipped")} == {
-        "name": "mtls-audit", "tests": "9", "failures": "1", "errors": "4", "skipped": "1",
+        "name": "mtls-audit",
+        "tests": "9",
+        "failures": "1",
+        "errors": "4",
+        "skipped": "1",
     }
     assert float(root.get("time")) == pytest.approx(42.5)
     suites = root.findall("testsuite")
@@ -192,7 +229,10 @@ def test_failure_body_has_summary_remediation_evidence_and_commands(tmp_path):
 
 def test_openssl_commands_collects_strings_and_lists():
     assert openssl_commands({}) == []
-    assert openssl_commands({"openssl_command": "a", "per_version": [{"openssl_command": ["b", "a"]}, "junk"]}) == ["a", "b"]
+    assert openssl_commands({"openssl_command": "a", "per_version": [{"openssl_command": ["b", "a"]}, "junk"]}) == [
+        "a",
+        "b",
+    ]
     assert openssl_commands({"openssl_command": 5, "per_version": "nope"}) == []
     assert openssl_commands(None) == []
 
@@ -272,9 +312,19 @@ def test_a_waived_warning_is_skipped_not_reported_as_a_warning(tmp_path):
 
 
 def test_baseline_labels_appear_in_the_body(tmp_path):
-    baseline = Baseline.from_document({"targets": [_target("payments-api", [
-        _finding("client-cert-required", "pass"), _finding("wrong-ca-rejected", "fail"),
-    ])]})
+    baseline = Baseline.from_document(
+        {
+            "targets": [
+                _target(
+                    "payments-api",
+                    [
+                        _finding("client-cert-required", "pass"),
+                        _finding("wrong-ca-rejected", "fail"),
+                    ],
+                )
+            ]
+        }
+    )
     target = annotate(_targets()[0], baseline)
     cases = _cases(ET.parse(_write(tmp_path, [target])).getroot())
     assert "Baseline: new" in cases[("payments-api", "client-cert-required")].find("failure").text
@@ -285,19 +335,43 @@ def test_baseline_labels_appear_in_the_body(tmp_path):
 # -- hostile text -------------------------------------------------------------------------
 
 
-HOSTILE = [SCRIPT, IMG, "first line\nsecond line", "red \x1b[31mALERT\x1b[0m", "nul \x00 byte",
-           "bell \x07 vt \x0b ff \x0c", "surrogate \ud800 and \ufffe"]
+HOSTILE = [
+    SCRIPT,
+    IMG,
+    "first line\nsecond line",
+    "red \x1b[31mALERT\x1b[0m",
+    "nul \x00 byte",
+    "bell \x07 vt \x0b ff \x0c",
+    "surrogate \ud800 and \ufffe",
+]
 
 
 def _hostile_target(text: str) -> dict[str, Any]:
-    finding = _finding("san-match", "fail", f"summary {text}", subject=f"CN={text}",
-                       openssl_command=f"openssl s_client -servername '{text}'")
+    finding = _finding(
+        "san-match",
+        "fail",
+        f"summary {text}",
+        subject=f"CN={text}",
+        openssl_command=f"openssl s_client -servername '{text}'",
+    )
     finding["remediation"] = f"remediation {text}"
     waived = _finding("tls13-only", "fail", f"waived {text}")
-    waived.update(waived=True, waiver={"target": "*", "check": "tls13-only", "reason": f"reason {text}",
-                                       "owner": f"owner {text}", "expires": "2027-01-01"})
-    return _target(f"target {text}", [finding, waived, _finding("tls13-only", "warn", f"warn {text}")],
-                   error=None, address=f"{text}:443")
+    waived.update(
+        waived=True,
+        waiver={
+            "target": "*",
+            "check": "tls13-only",
+            "reason": f"reason {text}",
+            "owner": f"owner {text}",
+            "expires": "2027-01-01",
+        },
+    )
+    return _target(
+        f"target {text}",
+        [finding, waived, _finding("tls13-only", "warn", f"warn {text}")],
+        error=None,
+        address=f"{text}:443",
+    )
 
 
 def _expected(text: str) -> str:

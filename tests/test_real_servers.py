@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from real_servers import SERVER_NAME, ServerProcess, ServerPKI, free_port, haproxy, nginx, s_server, write_test_pki
+from real_servers import SERVER_NAME, ServerPKI, ServerProcess, free_port, haproxy, nginx, s_server, write_test_pki
 
 from checks.registry import load_checks
 from scanner.engine import ScanOptions, scan
@@ -165,8 +165,6 @@ def test_haproxy_rejects_in_the_handshake_on_12_and_after_it_on_13(pki: ServerPK
     assert alerts["TLSv1.3"] == "certificate_required"
 
 
-
-
 def test_ticketless_server_is_decided_by_http_and_unknown_without_it(pki: ServerPKI, tmp_path: Path):
     """`-num_tickets 0`: after a TLS 1.3 handshake nothing comes, neither ticket nor
     alert. The HTTP probe decides (s_server -www answers 200: optional); with
@@ -213,11 +211,15 @@ def _run_shell(command: str, cwd: Path) -> str:
     ("nginx", {"verify": "on"}, "self-signed", "400 Bad Request"),
     ("nginx", {"verify": "on"}, "valid", "HTTP/1.1 200 OK"),
 ])  # fmt: skip
-def test_evidence_command_reproduces_the_verdict_by_hand(pki: ServerPKI, tmp_path: Path, kind, options, presented, expect_text):
+def test_evidence_command_reproduces_the_verdict_by_hand(
+    pki: ServerPKI, tmp_path: Path, kind, options, presented, expect_text
+):
     server = start(kind, options, pki, tmp_path)
     try:
         result = scan_one(pki, server.port)
-        evidence = finding(result, "wrong-ca-rejected" if presented in ("rogue-ca", "self-signed") else "client-cert-required").evidence
+        evidence = finding(
+            result, "wrong-ca-rejected" if presented in ("rogue-ca", "self-signed") else "client-cert-required"
+        ).evidence
         if presented == "valid":
             from scanner.observations import Presented, TLSVersion
             from scanner.verdicts import openssl_command

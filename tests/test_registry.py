@@ -40,8 +40,9 @@ def test_a_plugin_that_is_not_a_check_is_rejected(monkeypatch):
 
 
 def test_two_checks_claiming_one_id_are_rejected(monkeypatch):
-    import plugin_example
     from dataclasses import replace
+
+    import plugin_example
 
     clash = replace(plugin_example.CHECK, id="san-match")
     monkeypatch.setattr(plugin_example, "CLASH", clash, raising=False)

@@ -6,7 +6,6 @@ import copy
 import html
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -84,10 +83,18 @@ def _targets() -> list[dict[str, Any]]:
         "scanned_at": "2026-11-26T10:00:01+00:00",
         "accepted_versions": ["TLSv1.2", "TLSv1.3"],
         "client_auth": [
-            {"version": "TLSv1.2", "classification": "required", "blocked_at": "tls-handshake",
-             "detail": "handshake_failure alert without a certificate"},
-            {"version": "TLSv1.3", "classification": "required", "blocked_at": "tls-post-handshake",
-             "detail": "certificate_required alert after Finished"},
+            {
+                "version": "TLSv1.2",
+                "classification": "required",
+                "blocked_at": "tls-handshake",
+                "detail": "handshake_failure alert without a certificate",
+            },
+            {
+                "version": "TLSv1.3",
+                "classification": "required",
+                "blocked_at": "tls-post-handshake",
+                "detail": "certificate_required alert after Finished",
+            },
         ],
         "certificates": [
             {
@@ -112,26 +119,57 @@ def _targets() -> list[dict[str, Any]]:
             },
         ],
         "findings": [
-            _finding("client-cert-required", "pass", "critical", "A client certificate is required on every version.",
-                     openssl_command=["openssl s_client -connect 10.0.0.5:8443 -tls1_2 -servername payments.internal",
-                                      "openssl s_client -connect 10.0.0.5:8443 -tls1_3 -servername payments.internal"],
-                     per_version=[{"version": "TLSv1.2", "blocked_at": "tls-handshake", "alert": "handshake_failure"},
-                                  {"version": "TLSv1.3", "blocked_at": "tls-post-handshake", "alert": "certificate_required"}]),
-            _finding("wrong-ca-rejected", "pass", "critical", "Certificates from other CAs are rejected.",
-                     per_version=[{"probe": "rogue-ca@tls1.3", "version": "TLSv1.3",
-                                   "rogue_ca": {"rejected": True, "alert": {"code": 48, "name": "unknown_ca"}},
-                                   "openssl_command": "openssl s_client -connect 10.0.0.5:8443 -tls1_3 -cert rogue-ca-client.pem -key rogue-ca-client.key"}]),
-            _finding("tls13-only", "warn", "medium", "TLSv1.2 is still accepted.",
-                     accepted=["TLSv1.2", "TLSv1.3"], minimum="TLSv1.3"),
+            _finding(
+                "client-cert-required",
+                "pass",
+                "critical",
+                "A client certificate is required on every version.",
+                openssl_command=[
+                    "openssl s_client -connect 10.0.0.5:8443 -tls1_2 -servername payments.internal",
+                    "openssl s_client -connect 10.0.0.5:8443 -tls1_3 -servername payments.internal",
+                ],
+                per_version=[
+                    {"version": "TLSv1.2", "blocked_at": "tls-handshake", "alert": "handshake_failure"},
+                    {"version": "TLSv1.3", "blocked_at": "tls-post-handshake", "alert": "certificate_required"},
+                ],
+            ),
+            _finding(
+                "wrong-ca-rejected",
+                "pass",
+                "critical",
+                "Certificates from other CAs are rejected.",
+                per_version=[
+                    {
+                        "probe": "rogue-ca@tls1.3",
+                        "version": "TLSv1.3",
+                        "rogue_ca": {"rejected": True, "alert": {"code": 48, "name": "unknown_ca"}},
+                        "openssl_command": "openssl s_client -connect 10.0.0.5:8443 -tls1_3 -cert rogue-ca-client.pem -key rogue-ca-client.key",
+                    }
+                ],
+            ),
+            _finding(
+                "tls13-only",
+                "warn",
+                "medium",
+                "TLSv1.2 is still accepted.",
+                accepted=["TLSv1.2", "TLSv1.3"],
+                minimum="TLSv1.3",
+            ),
             _finding("chain-complete", "pass", "medium", "The server sends its intermediate."),
             _finding("san-match", "pass", "high", "payments.internal matches DNS:payments.internal."),
             _finding("expiry-soon", "pass", "medium", "Expires in 120 days.", days_left=120, warning_days=30),
         ],
         "probes": [
             _probe("valid", "TLSv1.3", "tls1.3"),
-            _probe("no-cert", "TLSv1.3", "tls1.3", after_handshake="alert", session_ticket_received=False,
-                   alert_received={"code": 116, "name": "certificate_required", "phase": "post-handshake", "at_ms": 9.1},
-                   http=None),
+            _probe(
+                "no-cert",
+                "TLSv1.3",
+                "tls1.3",
+                after_handshake="alert",
+                session_ticket_received=False,
+                alert_received={"code": 116, "name": "certificate_required", "phase": "post-handshake", "at_ms": 9.1},
+                http=None,
+            ),
         ],
     }
     hostile = {
@@ -159,17 +197,35 @@ def _targets() -> list[dict[str, Any]]:
             }
         ],
         "findings": [
-            _finding("client-cert-required", "fail", "critical", f"Served without a client certificate: {SCRIPT}",
-                     openssl_command=f"openssl s_client -connect 192.0.2.10:443 -servername '{IMG}'",
-                     per_version=[{"version": "TLSv1.2", "http": {"status": 200, "reason": SCRIPT}}]),
-            _finding("san-match", "fail", "high", f"No SAN matches legacy.example; got {IMG}",
-                     names=[f"DNS:{SCRIPT}"], nested={IMG: {"deeper": [SCRIPT, None, True, 3]}}),
+            _finding(
+                "client-cert-required",
+                "fail",
+                "critical",
+                f"Served without a client certificate: {SCRIPT}",
+                openssl_command=f"openssl s_client -connect 192.0.2.10:443 -servername '{IMG}'",
+                per_version=[{"version": "TLSv1.2", "http": {"status": 200, "reason": SCRIPT}}],
+            ),
+            _finding(
+                "san-match",
+                "fail",
+                "high",
+                f"No SAN matches legacy.example; got {IMG}",
+                names=[f"DNS:{SCRIPT}"],
+                nested={IMG: {"deeper": [SCRIPT, None, True, 3]}},
+            ),
             _finding("expiry-soon", "fail", "high", "Expired 1800 days ago."),
         ],
         "probes": [
-            _probe("no-cert", "TLSv1.2", "tls1.2", address="192.0.2.10:443", sni="legacy.example",
-                   after_handshake="not-waited", session_ticket_received=False,
-                   http={"request_line": "GET / HTTP/1.1", "status": 200, "reason": SCRIPT, "at_ms": 3.0, "error": None}),
+            _probe(
+                "no-cert",
+                "TLSv1.2",
+                "tls1.2",
+                address="192.0.2.10:443",
+                sni="legacy.example",
+                after_handshake="not-waited",
+                session_ticket_received=False,
+                http={"request_line": "GET / HTTP/1.1", "status": 200, "reason": SCRIPT, "at_ms": 3.0, "error": None},
+            ),
         ],
     }
     unreachable = {
@@ -185,12 +241,27 @@ def _targets() -> list[dict[str, Any]]:
         "certificates": [],
         "findings": [],
         "probes": [
-            _probe("valid", "TLSv1.3", "tls1.3", address="[2001:db8::7]:5432", sni="billing.internal",
-                   connected=False, connect_error="connection refused", server_hello_seen=False,
-                   handshake_completed=False, negotiated_version=None, cipher=None,
-                   certificate_request_seen=False, client_ca_names=[], after_handshake="not-waited",
-                   session_ticket_received=False, http=None, peer_chain_sha256=[],
-                   handshake_ms=None, total_ms=None),
+            _probe(
+                "valid",
+                "TLSv1.3",
+                "tls1.3",
+                address="[2001:db8::7]:5432",
+                sni="billing.internal",
+                connected=False,
+                connect_error="connection refused",
+                server_hello_seen=False,
+                handshake_completed=False,
+                negotiated_version=None,
+                cipher=None,
+                certificate_request_seen=False,
+                client_ca_names=[],
+                after_handshake="not-waited",
+                session_ticket_received=False,
+                http=None,
+                peer_chain_sha256=[],
+                handshake_ms=None,
+                total_ms=None,
+            ),
         ],
     }
     return [good, hostile, unreachable]
@@ -248,22 +319,46 @@ def test_schema_matches_what_the_scanner_emits(document, validator):
     from checks.base import Evidence
     from checks.client_cert_required import CHECK
     from scanner.observations import (
-        AfterHandshake, Alert, HttpExchange, Phase, Presented, ProbeObservation, ProbeSpec, TLSVersion,
+        AfterHandshake,
+        Alert,
+        HttpExchange,
+        Phase,
+        Presented,
+        ProbeObservation,
+        ProbeSpec,
+        TLSVersion,
     )
     from scanner.results import SCHEMA_VERSION
     from scanner.target import AppProtocol, Target
     from scanner.verdicts import classify_client_auth
 
     target = Target(name="payments-api", host="10.0.0.5", port=8443, server_name="payments.internal")
-    common = dict(address=target.address, sni="payments.internal", connected=True, server_hello_seen=True,
-                  handshake_completed=True, negotiated_version="TLSv1.3", certificate_request_seen=True,
-                  peer_chain_der=(b"leaf", b"intermediate"))
-    valid = ProbeObservation(spec=ProbeSpec(Presented.VALID, TLSVersion.TLS1_3), client_certificate_sha256=SHA_C,
-                             after_handshake=AfterHandshake.TICKET, session_ticket_received=True,
-                             http=HttpExchange("GET / HTTP/1.1", status=200, reason="OK", at_ms=9.0), **common)
-    no_cert = ProbeObservation(spec=ProbeSpec(Presented.NO_CERT, TLSVersion.TLS1_3), client_certificate_sha256=None,
-                               alert_received=Alert(116, Phase.POST_HANDSHAKE, 7.5),
-                               after_handshake=AfterHandshake.ALERT, timed_out=Phase.HTTP, **common)
+    common = dict(
+        address=target.address,
+        sni="payments.internal",
+        connected=True,
+        server_hello_seen=True,
+        handshake_completed=True,
+        negotiated_version="TLSv1.3",
+        certificate_request_seen=True,
+        peer_chain_der=(b"leaf", b"intermediate"),
+    )
+    valid = ProbeObservation(
+        spec=ProbeSpec(Presented.VALID, TLSVersion.TLS1_3),
+        client_certificate_sha256=SHA_C,
+        after_handshake=AfterHandshake.TICKET,
+        session_ticket_received=True,
+        http=HttpExchange("GET / HTTP/1.1", status=200, reason="OK", at_ms=9.0),
+        **common,
+    )
+    no_cert = ProbeObservation(
+        spec=ProbeSpec(Presented.NO_CERT, TLSVersion.TLS1_3),
+        client_certificate_sha256=None,
+        alert_received=Alert(116, Phase.POST_HANDSHAKE, 7.5),
+        after_handshake=AfterHandshake.ALERT,
+        timed_out=Phase.HTTP,
+        **common,
+    )
     finding = CHECK.evaluate(Evidence(target, (valid, no_cert), datetime(2025, 6, 1, tzinfo=UTC)))
     auth = classify_client_auth(TLSVersion.TLS1_3, valid, no_cert, AppProtocol.HTTP)
 
@@ -494,8 +589,12 @@ def test_html_shows_status_as_text_and_colour(document):
 
 def test_html_renders_evidence_commands_and_nested_values(document):
     page = render_html(document)
-    assert '<pre class="cmd">openssl s_client -connect 10.0.0.5:8443 -tls1_2 -servername payments.internal</pre>' in page
-    assert '<pre class="cmd">openssl s_client -connect 10.0.0.5:8443 -tls1_3 -servername payments.internal</pre>' in page
+    assert (
+        '<pre class="cmd">openssl s_client -connect 10.0.0.5:8443 -tls1_2 -servername payments.internal</pre>' in page
+    )
+    assert (
+        '<pre class="cmd">openssl s_client -connect 10.0.0.5:8443 -tls1_3 -servername payments.internal</pre>' in page
+    )
     assert "-servername &#39;&#34;&gt;&lt;img src=x onerror=alert(1)&gt;&#39;</pre>" in page
     # commands nested in per_version entries are lifted out, labelled, and not repeated
     assert '<div class="cmd-label">rogue-ca@tls1.3</div>' in page
@@ -578,8 +677,20 @@ def test_html_csp_allows_only_the_shipped_script_by_hash(document):
 
 def test_html_filter_script_never_builds_html():
     assert FILTER_SCRIPT.isascii()
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "Function(",
-                 "setTimeout", "setInterval", "createElement", "location", "fetch", "XMLHttpRequest"):
+    for sink in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "Function(",
+        "setTimeout",
+        "setInterval",
+        "createElement",
+        "location",
+        "fetch",
+        "XMLHttpRequest",
+    ):
         assert sink not in FILTER_SCRIPT, sink
     assert "textContent" in FILTER_SCRIPT and "dataset" in FILTER_SCRIPT
 
@@ -596,7 +707,7 @@ def test_html_matrix_rows_carry_escaped_filter_attributes(document):
     tbody = page.split('<table class="matrix">', 1)[1].split("</tbody>", 1)[0]
     rows = re.findall(r"<tr data-filter-item ([^>]*)>", tbody)
     assert len(rows) == len(document["targets"])
-    for attributes, target in zip(rows, document["targets"]):
+    for attributes, target in zip(rows, document["targets"], strict=True):
         values = {k: html.unescape(v) for k, v in re.findall(r'(data-[a-z]+)="([^"]*)"', attributes)}
         assert values["data-name"] == target["name"]
         assert json.loads(values["data-tags"]) == target["tags"]
@@ -613,23 +724,49 @@ def _waived(document: dict[str, Any]) -> dict[str, Any]:
     legacy = document["targets"][1]
     legacy["findings"][1].update(
         waived=True,
-        waiver={"target": legacy["name"], "check": "san-match", "reason": f"migrating {SCRIPT}",
-                "owner": "team-edge", "expires": "2026-12-31", "expired": False},
+        waiver={
+            "target": legacy["name"],
+            "check": "san-match",
+            "reason": f"migrating {SCRIPT}",
+            "owner": "team-edge",
+            "expires": "2026-12-31",
+            "expired": False,
+        },
         baseline="known",
     )
     legacy["findings"][0]["baseline"] = "new"
     legacy["findings"][2].update(
         waived=False,
-        waiver={"target": legacy["name"], "check": "expiry-soon", "reason": "renewal", "owner": "pki",
-                "expires": "2025-01-01", "expired": True},
+        waiver={
+            "target": legacy["name"],
+            "check": "expiry-soon",
+            "reason": "renewal",
+            "owner": "pki",
+            "expires": "2025-01-01",
+            "expired": True,
+        },
     )
     document["targets"][0]["findings"][3]["baseline"] = "resolved"
     document["scan"]["waivers"] = {
         "file": "waivers.yaml",
-        "expired": [{"target": legacy["name"], "check": "expiry-soon", "reason": "renewal", "owner": "pki",
-                     "expires": "2025-01-01"}],
-        "unused": [{"target": "gone-service", "check": "tls13-only", "reason": "legacy clients",
-                    "owner": "team-old", "expires": "2027-01-01"}],
+        "expired": [
+            {
+                "target": legacy["name"],
+                "check": "expiry-soon",
+                "reason": "renewal",
+                "owner": "pki",
+                "expires": "2025-01-01",
+            }
+        ],
+        "unused": [
+            {
+                "target": "gone-service",
+                "check": "tls13-only",
+                "reason": "legacy clients",
+                "owner": "team-old",
+                "expires": "2027-01-01",
+            }
+        ],
     }
     document["scan"]["baseline"] = {"file": "baseline.json", "missing_targets": ["decommissioned-api", IMG]}
     return document
@@ -638,8 +775,9 @@ def _waived(document: dict[str, Any]) -> dict[str, Any]:
 def test_html_shows_waived_findings_as_waived_everywhere(document):
     page = render_html(_waived(document))
     # matrix cell: waived, not fail, still linking to the finding
-    assert re.search(r'class="cell s-waived"><a href="#target-2-san-match" title="[^"]*waived fail[^"]*">WAIVED</a>',
-                     page)
+    assert re.search(
+        r'class="cell s-waived"><a href="#target-2-san-match" title="[^"]*waived fail[^"]*">WAIVED</a>', page
+    )
     # the finding block: waived badge, the status under the waiver, reason, owner, expiry
     block = page.split('id="target-2-san-match"', 1)[1].split("</article>", 1)[0]
     assert 'class="badge s-waived">WAIVED</span>' in block
@@ -658,8 +796,9 @@ def test_html_shows_waived_findings_as_waived_everywhere(document):
 
 def test_html_marks_new_findings_and_shows_baseline_and_waiver_files(document):
     page = render_html(_waived(document))
-    assert re.search(r'class="cell s-fail"><a href="#target-2-client-cert-required"[^>]*>FAIL<span class="new">NEW</span>',
-                     page)
+    assert re.search(
+        r'class="cell s-fail"><a href="#target-2-client-cert-required"[^>]*>FAIL<span class="new">NEW</span>', page
+    )
     new_block = page.split('id="target-2-client-cert-required"', 1)[1].split("</article>", 1)[0]
     assert '<span class="new">NEW</span>' in new_block
     assert '<span class="marker">RESOLVED</span>' in page.split('id="target-1-chain-complete"', 1)[1]

@@ -269,7 +269,11 @@ def _target(**overrides: Any) -> dict[str, Any]:
                 "serial": "0a1b2c3d4e5f",
                 "not_before": "2026-01-01T00:00:00+00:00",
                 "not_after": "2027-01-01T00:00:00+00:00",
-                "subject_alternative_names": ["DNS:payments.internal", "IP:10.20.30.40", "URI:spiffe://example/payments"],
+                "subject_alternative_names": [
+                    "DNS:payments.internal",
+                    "IP:10.20.30.40",
+                    "URI:spiffe://example/payments",
+                ],
                 "sha256": LEAF_SHA,
                 "pem": "-----BEGIN CERTIFICATE-----\nMIIBleaf\n-----END CERTIFICATE-----\n",
             },
@@ -504,7 +508,12 @@ def test_ecs_fields_carry_the_target_facts() -> None:
 def test_ecs_destination_for_ipv6_and_dns_hosts() -> None:
     events, _ = _write("ecs", [_target(address="[2001:db8::1]:9443"), _target(address="api.internal:443")])
     v6, dns = events[0], events[6]
-    assert v6["destination"] == {"address": "2001:db8::1", "ip": "2001:db8::1", "port": 9443, "domain": "payments.internal"}
+    assert v6["destination"] == {
+        "address": "2001:db8::1",
+        "ip": "2001:db8::1",
+        "port": 9443,
+        "domain": "payments.internal",
+    }
     assert dns["destination"] == {"address": "api.internal", "port": 443, "domain": "api.internal"}
     assert "ip" not in dns["related"]
 
@@ -552,7 +561,12 @@ def test_ocsf_required_attributes_are_present_and_typed(demo_report: dict[str, A
         assert isinstance(product["version"], str) and product["version"]
         assert isinstance(event["message"], str) and event["message"]
     for event in events[:-1]:
-        assert (event["category_uid"], event["class_uid"], event["activity_id"], event["type_uid"]) == (2, 2003, 1, 200301)
+        assert (event["category_uid"], event["class_uid"], event["activity_id"], event["type_uid"]) == (
+            2,
+            2003,
+            1,
+            200301,
+        )
         name = event["resources"][0]["name"]
         expected_ms = int(scanned[name].timestamp() * 1000)
         assert event["time"] == expected_ms == event["finding_info"]["created_time"]
@@ -600,7 +614,11 @@ def test_ecs_scan_summary_counts_and_verdict() -> None:
     assert summary["event"]["outcome"] == "success" and summary["event"]["severity"] == 1
     assert summary["event"]["duration"] == 11_500_000_000
     assert summary["@timestamp"] == summary["event"]["end"] == "2026-03-01T12:35:01.500Z"
-    assert summary["mtls"]["summary"] == {"targets": 1, "targets_by_status": {"pass": 1}, "findings_by_status": {"pass": 1}}
+    assert summary["mtls"]["summary"] == {
+        "targets": 1,
+        "targets_by_status": {"pass": 1},
+        "findings_by_status": {"pass": 1},
+    }
     assert summary["message"] == "mtls-audit scan finished: 1 targets (1 pass), 1 findings (1 pass)"
     failing, _ = _write("ecs", [_target()])
     assert failing[-1]["event"]["outcome"] == "failure" and failing[-1]["event"]["severity"] == 5
@@ -838,7 +856,9 @@ def test_a_target_without_tls_facts_omits_them() -> None:
         accepted_versions=[],
         client_auth=[],
         certificates=[],
-        probes=[_probe("valid", "TLSv1.3", "tls1.3", connected=False, handshake_completed=False, negotiated_version=None)],
+        probes=[
+            _probe("valid", "TLSv1.3", "tls1.3", connected=False, handshake_completed=False, negotiated_version=None)
+        ],
         findings=[_finding("client-cert-required", "error", "critical", "target could not be scanned: refused")],
     )
     ecs, _ = _write("ecs", [unreachable])

@@ -12,11 +12,18 @@ import pytest
 
 from reports.json_report import validation_problem
 from scanner.baseline import gating_status
-from scanner.waivers import Waivers, WaiverError, load_waivers
+from scanner.waivers import WaiverError, Waivers, load_waivers
 
-CHECKS = frozenset({
-    "client-cert-required", "wrong-ca-rejected", "tls13-only", "chain-complete", "san-match", "expiry-soon",
-})
+CHECKS = frozenset(
+    {
+        "client-cert-required",
+        "wrong-ca-rejected",
+        "tls13-only",
+        "chain-complete",
+        "san-match",
+        "expiry-soon",
+    }
+)
 TODAY = date(2026, 11, 26)
 
 EXAMPLE = """\
@@ -45,15 +52,30 @@ waivers:
 
 
 def _finding(check: str, status: str) -> dict[str, Any]:
-    return {"check": check, "status": status, "severity": "medium", "summary": f"{check} {status}",
-            "remediation": "", "evidence": {}}
+    return {
+        "check": check,
+        "status": status,
+        "severity": "medium",
+        "summary": f"{check} {status}",
+        "remediation": "",
+        "evidence": {},
+    }
 
 
 def _target(name: str, statuses: dict[str, str]) -> dict[str, Any]:
     return {
-        "name": name, "address": "10.0.0.5:8443", "server_name": "svc.internal", "tags": [], "status": "fail",
-        "error": None, "scanned_at": "2026-11-26T10:00:05+00:00", "accepted_versions": [], "client_auth": [],
-        "certificates": [], "findings": [_finding(c, s) for c, s in statuses.items()], "probes": [],
+        "name": name,
+        "address": "10.0.0.5:8443",
+        "server_name": "svc.internal",
+        "tags": [],
+        "status": "fail",
+        "error": None,
+        "scanned_at": "2026-11-26T10:00:05+00:00",
+        "accepted_versions": [],
+        "client_auth": [],
+        "certificates": [],
+        "findings": [_finding(c, s) for c, s in statuses.items()],
+        "probes": [],
     }
 
 
@@ -100,8 +122,12 @@ def test_known_checks_none_skips_the_check_id_test(tmp_path):
 
 def test_glob_and_exact_matching(waivers):
     cases = {
-        "legacy-db": True, "legacy-": True, "legacy-mail.internal": True,
-        "my-legacy-db": False, "Legacy-db": False, "legacy": False,
+        "legacy-db": True,
+        "legacy-": True,
+        "legacy-mail.internal": True,
+        "my-legacy-db": False,
+        "Legacy-db": False,
+        "legacy": False,
     }
     for name, expected in cases.items():
         applied = waivers.apply(_target(name, {"tls13-only": "fail"}), TODAY)
@@ -119,9 +145,16 @@ def test_apply_marks_failing_findings_and_keeps_their_status(waivers):
     assert target == before  # the input is not modified
     assert [f["status"] for f in applied["findings"]] == ["fail", "fail", "pass"]
     assert _state(applied) == {
-        "tls13-only": (True, {"target": "legacy-*", "check": "tls13-only",
-                              "reason": "vendor appliance, TLS 1.3 in Q3 firmware",
-                              "owner": "netsec@example.com", "expires": "2027-03-31"}),
+        "tls13-only": (
+            True,
+            {
+                "target": "legacy-*",
+                "check": "tls13-only",
+                "reason": "vendor appliance, TLS 1.3 in Q3 firmware",
+                "owner": "netsec@example.com",
+                "expires": "2027-03-31",
+            },
+        ),
         "san-match": (False, None),  # no waiver for this check
         "chain-complete": (False, None),
     }
@@ -151,9 +184,14 @@ def test_a_waiver_is_valid_through_its_expiry_day(waivers):
         assert finding["waived"] is True and "expired" not in finding["waiver"]
     finding = waivers.apply(_target("legacy-db", {"tls13-only": "fail"}), expires + timedelta(days=1))["findings"][0]
     assert finding["waived"] is False
-    assert finding["waiver"] == {"target": "legacy-*", "check": "tls13-only",
-                                 "reason": "vendor appliance, TLS 1.3 in Q3 firmware",
-                                 "owner": "netsec@example.com", "expires": "2027-03-31", "expired": True}
+    assert finding["waiver"] == {
+        "target": "legacy-*",
+        "check": "tls13-only",
+        "reason": "vendor appliance, TLS 1.3 in Q3 firmware",
+        "owner": "netsec@example.com",
+        "expires": "2027-03-31",
+        "expired": True,
+    }
     assert finding["status"] == "fail"
     assert gating_status(finding) == "fail"  # an expired waiver fails the job again
 
@@ -173,7 +211,8 @@ def test_unused_waivers_are_reported(waivers, tmp_path):
     report = waivers.report(TODAY)
     assert report["file"] == str(tmp_path / "waivers.yaml")
     assert [(w["target"], w["check"]) for w in report["unused"]] == [
-        ("payments-api", "expiry-soon"), ("db-[ab]", "chain-complete"),
+        ("payments-api", "expiry-soon"),
+        ("db-[ab]", "chain-complete"),
     ]
     # the expired one is listed under expired only
     assert [(w["target"], w["check"]) for w in report["expired"]] == [("retired-service", "san-match")]
@@ -184,23 +223,35 @@ def test_unused_waivers_are_reported(waivers, tmp_path):
 
 
 def test_a_waiver_in_force_wins_over_an_expired_one(tmp_path):
-    path = _write(tmp_path, """\
+    path = _write(
+        tmp_path,
+        """\
         waivers:
           - {target: "legacy-*", check: tls13-only, reason: old, owner: a, expires: 2026-01-01}
           - {target: legacy-db, check: tls13-only, reason: renewed, owner: b, expires: 2027-01-01}
-    """)
+    """,
+    )
     waivers = load_waivers(path, CHECKS)
     finding = waivers.apply(_target("legacy-db", {"tls13-only": "fail"}), TODAY)["findings"][0]
     assert finding["waived"] is True and finding["waiver"]["reason"] == "renewed"
 
 
 def test_applied_targets_and_the_report_satisfy_the_schema(waivers):
-    targets = [waivers.apply(_target("legacy-db", {"tls13-only": "fail", "san-match": "pass"}), TODAY),
-               waivers.apply(_target("retired-service", {"san-match": "fail"}), TODAY)]
+    targets = [
+        waivers.apply(_target("legacy-db", {"tls13-only": "fail", "san-match": "pass"}), TODAY),
+        waivers.apply(_target("retired-service", {"san-match": "fail"}), TODAY),
+    ]
     document = {
         "schema_version": "1.0",
-        "scan": {"started": "2026-11-26T10:00:00+00:00", "finished": None, "tool": "mtls-audit",
-                 "tool_version": "0.1.0", "inventory": None, "options": {}, "waivers": waivers.report(TODAY)},
+        "scan": {
+            "started": "2026-11-26T10:00:00+00:00",
+            "finished": None,
+            "tool": "mtls-audit",
+            "tool_version": "0.1.0",
+            "inventory": None,
+            "options": {},
+            "waivers": waivers.report(TODAY),
+        },
         "summary": {"targets": 2, "targets_by_status": {}, "findings_by_status": {}},
         "targets": targets,
     }
@@ -262,8 +313,7 @@ ENTRY_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("second", "field", "fragment"), [c[1:] for c in ENTRY_CASES],
-                         ids=[c[0] for c in ENTRY_CASES])
+@pytest.mark.parametrize(("second", "field", "fragment"), [c[1:] for c in ENTRY_CASES], ids=[c[0] for c in ENTRY_CASES])
 def test_a_bad_entry_is_one_line_naming_file_entry_and_field(tmp_path, second, field, fragment):
     path = _write(tmp_path, _file(_entry(), second))
     with pytest.raises(WaiverError) as raised:

@@ -50,7 +50,11 @@ class LabPKI:
 
         The client key is a throwaway made for this lab; it is written with 0600."""
         directory.mkdir(parents=True, exist_ok=True)
-        paths = {"ca": directory / "ca.pem", "client_cert": directory / "client.pem", "client_key": directory / "client.key"}
+        paths = {
+            "ca": directory / "ca.pem",
+            "client_cert": directory / "client.pem",
+            "client_key": directory / "client.key",
+        }
         paths["ca"].write_bytes(self.root.certificate.public_bytes(serialization.Encoding.PEM))
         paths["client_cert"].write_bytes(self.client.certificate.public_bytes(serialization.Encoding.PEM))
         key_bytes = self.client.private_key.private_bytes(
