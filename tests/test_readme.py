@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -14,7 +15,7 @@ README = (Path(__file__).parent.parent / "README.md").read_text()
 
 
 def test_readme_inventory_example_loads(tmp_path: Path, lab_pki, monkeypatch):
-    example = re.search(r"```yaml\n(.*?)```", README, re.S).group(1)
+    example = re.search(r"```yaml\n(defaults:.*?)```", README, re.S).group(1)
     (tmp_path / "pki").mkdir()
     (tmp_path / "pki" / "ca.pem").write_bytes(lab_pki.root.certificate.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "pki" / "client.pem").write_bytes(lab_pki.client.certificate.public_bytes(serialization.Encoding.PEM))
@@ -41,3 +42,23 @@ def test_readme_setup_commands_match_ci():
     test_command = re.search(r"Run the tests.*?```sh\n(.*?)\n```", README, re.S).group(1)
     assert test_command in ci
     assert "mtls-audit demo" in re.search(r"```sh\n(.*?)\n```", README, re.S).group(1)
+
+
+def test_readme_shows_the_siem_mapping_table_the_code_uses():
+    from reports.siem import mapping_table_markdown
+
+    assert mapping_table_markdown() in README
+
+
+def test_readme_screenshot_exists():
+    assert "docs/report.png" in README
+    assert (Path(__file__).parent.parent / "docs" / "report.png").stat().st_size > 10_000
+
+
+def test_readme_waivers_example_loads(tmp_path: Path):
+    from scanner.waivers import load_waivers
+
+    example = re.search(r"```yaml\n(waivers:.*?)```", README, re.S).group(1)
+    (tmp_path / "waivers.yaml").write_text(example)
+    waivers = load_waivers(tmp_path / "waivers.yaml", known_checks=["tls13-only"])
+    assert waivers.report(date(2027, 1, 1))["unused"][0]["target"] == "legacy-*"
