@@ -16,13 +16,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from scanner.messages import printable
+
 STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "magenta", "skip": "dim"}
 _LOG_WIDTH = 160  # CI logs do not wrap; a narrower console would fold every line
-
-
-def printable(text: str) -> str:
-    """Control characters (ANSI escapes, newlines, NUL) shown as escapes, not obeyed."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(text))
 
 
 def status_text(status: str) -> Text:

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from reports.json_report import ReportError, load_report
+from scanner.messages import printable
+from scanner.messages import show as _show
 
 FAILING = frozenset({"fail", "warn", "error"})
 STATUS_ORDER = {"pass": 0, "skip": 0, "warn": 1, "error": 2, "fail": 3}
@@ -43,20 +45,6 @@ class BaselineError(Exception):
 
 def _rank(status: str | None) -> int:
     return STATUS_ORDER.get(status, 0) if status is not None else 0
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    text = str(value)
-    text = text if len(text) <= limit else text[: limit - 3] + "..."
-    return "'" + printable(text).replace("'", "\\'") + "'"
-
-
-def printable(text: str) -> str:
-    """Control characters (ANSI escapes, newlines, NUL) shown as escapes, not obeyed:
-    report text comes from servers and is printed to terminals."""
-    return "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii") for ch in str(text)
-    )
 
 
 @dataclass(frozen=True)

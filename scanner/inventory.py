@@ -38,6 +38,9 @@ from scanner.credentials import (
     load_private_key,
     make_client_credential,
 )
+from scanner.messages import describe as _describe
+from scanner.messages import show as _show
+from scanner.messages import type_name as _type_name
 from scanner.observations import TLSVersion
 from scanner.target import AppProtocol, ClientAuthExpectation, ClientIdentity, Target
 
@@ -725,38 +728,3 @@ def _is_ipv6(text: str) -> bool:
         return ipaddress.ip_address(text).version == 6
     except ValueError:
         return False
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-def _describe(value: Any) -> str:
-    """The type, plus the value when it is a short scalar (safe: these are not key fields)."""
-    if isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 60):
-        return f"{_type_name(value)} {_show(value)}"
-    return _type_name(value)
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    """A value quoted for a one-line message, truncated."""
-    if isinstance(value, str):
-        text = value if len(value) <= limit else value[: limit - 3] + "..."
-        text = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
-        return "'" + text.replace("'", "\\'") + "'"
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

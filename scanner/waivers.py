@@ -40,6 +40,10 @@ from typing import Any
 
 import yaml
 
+from scanner.messages import describe as _describe
+from scanner.messages import show as _show
+from scanner.messages import type_name as _type_name
+
 FAILING = frozenset({"fail", "warn", "error"})
 WAIVER_KEYS = ("target", "check", "reason", "owner", "expires")
 TOP_LEVEL_KEYS = ("waivers",)
@@ -346,37 +350,3 @@ def _unknown_key(key: Any, allowed: Collection[str], where: str = "") -> str:
         if close:
             hint = f"; did you mean '{close[0]}'?"
     return f"unknown key {shown}{where} (expected one of: {', '.join(allowed)}){hint}"
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 60):
-        return f"{_type_name(value)} {_show(value)}"
-    return _type_name(value)
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    """A value quoted for a one-line message, truncated, control characters escaped."""
-    if isinstance(value, str):
-        text = value if len(value) <= limit else value[: limit - 3] + "..."
-        text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
-        return "'" + text.replace("'", "\\'") + "'"
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
