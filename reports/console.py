@@ -69,3 +69,20 @@ def render_summary(targets: Sequence[dict], stream: TextIO | None = None, width:
                 line = status_text(finding["status"])
                 line.append(f" {printable(target['name'])} {check_id}: {printable(finding['summary'])}")
                 console.print(line, soft_wrap=True)
+
+
+def render_triage_notes(scan: dict, stream: TextIO | None = None) -> None:
+    """Expired and unused waivers, and baseline targets missing from this scan: each
+    is a decision someone has to revisit, so the console says so."""
+    stream = stream or sys.stdout
+    waivers = scan.get("waivers") or {}
+    for label, entries in (("expired", waivers.get("expired") or []), ("unused", waivers.get("unused") or [])):
+        for entry in entries:
+            line = (
+                f"WAIVER {label}: {entry.get('target')} {entry.get('check')} "
+                f"(owner {entry.get('owner')}, expires {entry.get('expires')})"
+            )
+            print(printable(line), file=stream)
+    missing = (scan.get("baseline") or {}).get("missing_targets") or []
+    if missing:
+        print(printable(f"BASELINE targets not in this scan: {', '.join(missing)}"), file=stream)

@@ -201,7 +201,7 @@ def execute_scan(
     fail_on_new: bool,
     quiet: bool,
 ) -> tuple[ScanOutcome, ExitCode]:
-    from reports.console import render_summary
+    from reports.console import render_summary, render_triage_notes
     from reports.progress import ScanProgress
 
     check_ids = [check.id for check in checks]
@@ -230,6 +230,7 @@ def execute_scan(
         # NDJSON on stdout must stay machine-readable: people-facing text goes to stderr.
         stream = sys.stderr if outputs.siem_to_stdout else sys.stdout
         render_summary([d.as_dict() for d in outcome.digests], stream=stream)
+        render_triage_notes(outcome.scan, stream=stream)
         for kind, where in outputs.written():
             click.echo(f"{kind} report: {where}", file=stream)
     return outcome, code

@@ -74,12 +74,18 @@ async def scan(
     reorder = _InOrder(results)
     async with results, trio.open_nursery() as nursery:
         for position, target in enumerate(targets):
-            nursery.start_soon(_scan_and_send, position, target, checks, options, limits, impostors, reorder, now)
+            # Start a target only when a slot is free: 10,000 waiting tasks would
+            # hold 10,000 frames for nothing.
+            slot = object()
+            await limits.targets.acquire_on_behalf_of(slot)
+            nursery.start_soon(_scan_and_send, position, target, checks, options, limits, impostors, reorder, now, slot)
 
 
-async def _scan_and_send(position, target, checks, options, limits, impostors, reorder, now) -> None:
-    async with limits.targets:
+async def _scan_and_send(position, target, checks, options, limits, impostors, reorder, now, slot) -> None:
+    try:
         result = await scan_target(target, checks, options, limits, impostors, now)
+    finally:
+        limits.targets.release_on_behalf_of(slot)
     await reorder.send(position, result)
 
 

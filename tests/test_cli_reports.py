@@ -163,6 +163,13 @@ def test_waivers_keep_a_finding_from_failing_until_they_expire(tmp_path: Path, l
     assert expired.returncode == 1
     scan = load_report(report)["scan"]
     assert [w["target"] for w in scan["waivers"]["expired"]] == ["opt*"]
+    printed = run_cli(
+        "scan", str(tmp_path / "inventory.yaml"), "--waivers", str(waivers(today - timedelta(days=1)))
+    ).stdout
+    assert (
+        f"WAIVER expired: opt* client-cert-required (owner netsec@example.com, expires {today - timedelta(days=1)})"
+        in printed
+    )
 
     unused, report = scan_to(
         tmp_path, lab_process, ["strict"], "--waivers", str(waivers(today + timedelta(days=5))), name="u.json"
