@@ -33,6 +33,18 @@ def fail_usage(message: str) -> NoReturn:
     sys.exit(ExitCode.USAGE)
 
 
+def leaf_exception(error: BaseException, kind: type[BaseException]) -> Any:
+    """``error`` itself, or the first exception of ``kind`` inside (nested) groups."""
+    if isinstance(error, kind):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = leaf_exception(inner, kind)
+            if found is not None:
+                return found
+    return None
+
+
 def registered_checks() -> tuple[Check, ...]:
     try:
         return load_checks()
@@ -221,8 +233,16 @@ def execute_scan(
                 triage=triage,
             )
         )
-    except OSError as error:  # e.g. a report path we cannot write
-        fail_usage(f"cannot write report: {error.filename or ''}: {error.strerror or error}")
+    except BaseException as error:
+        # trio delivers these inside exception groups from the scan's nurseries.
+        progress.close()
+        if leaf_exception(error, KeyboardInterrupt):
+            click.echo("mtls-audit: interrupted; no report was written", err=True)
+            sys.exit(130)
+        os_error = leaf_exception(error, OSError)
+        if os_error is not None:  # e.g. a report path we cannot write
+            fail_usage(f"cannot write report: {os_error.filename or ''}: {os_error.strerror or os_error}")
+        raise
     finally:
         progress.close()
     code = scan_exit_code((d.as_dict() for d in outcome.digests), outputs.fail_on, fail_on_new)

@@ -127,7 +127,17 @@ async def scan_target(
 
     async def probe(spec: ProbeSpec, into: list[ProbeObservation]) -> None:
         async with limits.connections, limits.host(target.host):
-            into.append(await run_probe(endpoint, spec, credentials[spec.presented], options.timeouts, http))
+            try:
+                observation = await run_probe(endpoint, spec, credentials[spec.presented], options.timeouts, http)
+            except Exception as error:  # noqa: BLE001 - one broken probe must not end the scan
+                observation = ProbeObservation(
+                    spec=spec,
+                    address=endpoint.address,
+                    sni=endpoint.server_name,
+                    client_certificate_sha256=None,
+                    connect_error=f"probe failed: {error.__class__.__name__}: {error}",
+                )
+            into.append(observation)
 
     # Phase 1: which versions does the server speak? Our own identity (or none)
     # on each version; every check needs the server's certificate from these too.

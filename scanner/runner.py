@@ -37,6 +37,24 @@ class TargetDigest:
     error: str | None
     findings: dict[str, dict[str, Any]]  # check id -> {"status", "summary", "waived", "baseline"}
 
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> TargetDigest:
+        return cls(
+            name=document["name"],
+            address=document["address"],
+            status=document["status"],
+            error=document["error"],
+            findings={
+                f["check"]: {
+                    "status": f["status"],
+                    "summary": f["summary"],
+                    "waived": f.get("waived", False),
+                    "baseline": f.get("baseline"),
+                }
+                for f in document["findings"]
+            },
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -69,8 +87,39 @@ async def run_scan(
     triage: Triage | None = None,
 ) -> ScanOutcome:
     started = datetime.now(UTC)
-    for writer in writers:
-        writer.start()
+    started_writers: list[ReportWriter] = []
+    try:
+        for writer in writers:
+            writer.start()
+            started_writers.append(writer)
+        digests, by_target, by_finding = await _stream_results(
+            targets, checks, options, writers, started, on_result, triage
+        )
+        metadata = ScanMetadata(started, datetime.now(UTC), __version__, inventory, option_record).to_dict()
+        if triage is not None:
+            metadata |= triage.scan_metadata(digest.name for digest in digests)
+        summary = {"targets": len(digests), "targets_by_status": by_target, "findings_by_status": by_finding}
+        for writer in writers:
+            writer.finish(metadata, summary)
+    except BaseException:
+        # Interrupted or failed: no half-written report under its final name.
+        for writer in started_writers:
+            abort = getattr(writer, "abort", None)
+            if abort is not None:
+                abort()
+        raise
+    return ScanOutcome(digests, summary, metadata)
+
+
+async def _stream_results(
+    targets: Sequence[Target],
+    checks: Sequence[Check],
+    options: ScanOptions,
+    writers: Sequence[ReportWriter],
+    started: datetime,
+    on_result: Callable[[TargetDigest], None],
+    triage: Triage | None,
+) -> tuple[list[TargetDigest], dict[str, int], dict[str, int]]:
     digests: list[TargetDigest] = []
     by_target: dict[str, int] = {}
     by_finding: dict[str, int] = {}
@@ -84,30 +133,10 @@ async def run_scan(
                     document = triage.apply(document)
                 for writer in writers:
                     writer.add(document)
-                digest = TargetDigest(
-                    name=document["name"],
-                    address=document["address"],
-                    status=document["status"],
-                    error=document["error"],
-                    findings={
-                        f["check"]: {
-                            "status": f["status"],
-                            "summary": f["summary"],
-                            "waived": f.get("waived", False),
-                            "baseline": f.get("baseline"),
-                        }
-                        for f in document["findings"]
-                    },
-                )
+                digest = TargetDigest.from_document(document)
                 _count(by_target, digest.status)
                 for finding in digest.findings.values():
                     _count(by_finding, finding["status"])
                 digests.append(digest)
                 on_result(digest)
-    metadata = ScanMetadata(started, datetime.now(UTC), __version__, inventory, option_record).to_dict()
-    if triage is not None:
-        metadata |= triage.scan_metadata(digest.name for digest in digests)
-    summary = {"targets": len(digests), "targets_by_status": by_target, "findings_by_status": by_finding}
-    for writer in writers:
-        writer.finish(metadata, summary)
-    return ScanOutcome(digests, summary, metadata)
+    return digests, by_target, by_finding

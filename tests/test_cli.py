@@ -336,3 +336,27 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, lab_process):
     assert "scanning" in terminal and "failing" in terminal and "ETA" in terminal
     assert "[1/2]" not in terminal  # a bar, not log lines
     assert "mtls-audit summary" in completed.stdout
+
+
+def test_ctrl_c_mid_scan_leaves_no_report_and_no_traceback(tmp_path: Path, lab_process):
+    import signal
+    import time
+
+    inventory = write_inventory(tmp_path / "inventory.yaml", lab_process, ["silent"])
+    data = yaml.safe_load(inventory.read_text())
+    # Distinct server names: the inventory rejects the same address + name twice.
+    data["targets"] = [dict(data["targets"][0], name=f"silent-{i}", server_name=f"s{i}.test") for i in range(8)]
+    inventory.write_text(yaml.safe_dump(data))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scanner.cli", "scan", str(inventory), "--json", str(tmp_path / "r.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)  # the silent servers hold every probe in its handshake
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert not (tmp_path / "r.json").exists()
+    assert list(tmp_path.glob(".r.json.*")) == []  # the temporary file is gone too

@@ -236,3 +236,27 @@ def test_own_identity_refused_makes_mtls_verdicts_errors(lab_pki: LabPKI):
         finding = _finding(results[0], check_id)
         assert finding.status.value == "error"
         assert "our own identity was refused" in finding.summary
+
+
+def test_a_probe_that_crashes_costs_one_target_not_the_scan(lab_pki: LabPKI, monkeypatch):
+    import scanner.engine as engine
+
+    real_run_probe = engine.run_probe
+
+    async def flaky(endpoint, spec, credential, timeouts, http):
+        if endpoint.server_name == "broken.mtls-lab.test":
+            raise RuntimeError("simulated bug")
+        return await real_run_probe(endpoint, spec, credential, timeouts, http)
+
+    monkeypatch.setattr(engine, "run_probe", flaky)
+    strict = demo_endpoints(lab_pki)[0]
+    results = scan_with_lab(
+        [strict.server],
+        lambda ports: [
+            lab_target(lab_pki, "broken", ports["strict"], "broken.mtls-lab.test", index=0),
+            lab_target(lab_pki, "strict", ports["strict"], strict.server_name, index=1),
+        ],
+    )
+    assert [r.target.name for r in results] == ["broken", "strict"]
+    assert results[0].status.value == "error" and "simulated bug" in results[0].error
+    assert results[1].status.value == "pass"
