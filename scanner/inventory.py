@@ -43,6 +43,7 @@ from scanner.messages import show as _show
 from scanner.messages import type_name as _type_name
 from scanner.observations import TLSVersion
 from scanner.target import AppProtocol, ClientAuthExpectation, ClientIdentity, Target
+from scanner.yaml_loading import StrictSafeLoader
 
 SHARED_KEYS = (
     "trust",
@@ -244,29 +245,6 @@ def target_from_command_line(
 # --------------------------------------------------------------------------- documents
 
 
-class _StrictSafeLoader(yaml.SafeLoader):
-    """safe_load, except that a key repeated in one mapping is an error, not "last wins"."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, Any] = {}
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    hash(key)
-                except TypeError:
-                    continue  # the base class reports unhashable keys
-                if key in seen and key != "<<":
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping",
-                        node.start_mark,
-                        f"found duplicate key {_show(key)}",
-                        key_node.start_mark,
-                    )
-                seen[key] = True
-        return super().construct_mapping(node, deep=deep)
-
-
 def _parse_document(path: Path, source: str) -> Any:
     try:
         raw = path.read_bytes()
@@ -298,7 +276,7 @@ def _parse_document(path: Path, source: str) -> Any:
             raise InventoryError(f"{source}: {error}", source=source) from None
     else:
         try:
-            document = yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader
+            document = yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 - a SafeLoader
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

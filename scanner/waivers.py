@@ -43,6 +43,7 @@ import yaml
 from scanner.messages import describe as _describe
 from scanner.messages import show as _show
 from scanner.messages import type_name as _type_name
+from scanner.yaml_loading import StrictSafeLoaderWithoutDates
 
 FAILING = frozenset({"fail", "warn", "error"})
 WAIVER_KEYS = ("target", "check", "reason", "owner", "expires")
@@ -154,37 +155,6 @@ class Waivers:
 # --------------------------------------------------------------------------- loading
 
 
-class _WaiverLoader(yaml.SafeLoader):
-    """safe_load with two changes: a key repeated in a mapping is an error (not "last
-    wins"), and dates stay strings, so a bad one is reported with its entry and field
-    instead of failing inside the YAML library."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    hash(key)
-                except TypeError:
-                    continue  # the base class reports unhashable keys
-                if key in seen and key != "<<":
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping",
-                        node.start_mark,
-                        f"found duplicate key {_show(key)}",
-                        key_node.start_mark,
-                    )
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_WaiverLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def load_waivers(path: Path | str, known_checks: Collection[str] | None = None) -> Waivers:
     """Read and validate a waivers file; raise WaiverError (one line) on any problem.
 
@@ -208,7 +178,7 @@ def _parse(path: Path, source: str) -> Any:
     except UnicodeDecodeError as error:
         raise WaiverError(f"{source}: not UTF-8 text (bad byte at offset {error.start})", source=source) from None
     try:
-        return yaml.load(text, Loader=_WaiverLoader)  # noqa: S506 - a SafeLoader
+        return yaml.load(text, Loader=StrictSafeLoaderWithoutDates)  # noqa: S506 - a SafeLoader
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
