@@ -98,5 +98,14 @@ class Check:
     evaluate: Callable[[Evidence], Finding]
     mtls: bool = False  # judged on client authentication: skipped when the target expects none
 
-    def finding(self, status: Status, summary: str, remediation: str = "", **evidence: Any) -> Finding:
+    def finding(self, status: Status, summary: str, remediation: str = "", /, **evidence: Any) -> Finding:
+        """This check's finding; the keyword arguments are its evidence.
+
+        ``status``, ``summary`` and ``remediation`` are positional-only, so evidence
+        passed as ``**facts`` is never typed as (or bound to) the status or summary.
+        A ``remediation=`` keyword is still the remediation, as it always was, so
+        "remediation" is never an evidence key.
+        """
+        if "remediation" in evidence:
+            remediation = evidence.pop("remediation")
         return Finding(self.id, status, self.severity, summary, remediation, evidence)

@@ -3,6 +3,8 @@ version the server accepts."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from checks.base import Check, Evidence, Finding, Needs, Severity, Status
 from checks.common import probe_entry, refused_baseline, unscannable, versions_in_play
 from scanner.observations import Presented
@@ -25,7 +27,7 @@ def evaluate(evidence: Evidence) -> Finding:
         valid = evidence.probe(Presented.VALID, version)
         no_cert = evidence.probe(Presented.NO_CERT, version)
         auth = classify_client_auth(version, valid, no_cert, evidence.target.app_protocol)
-        entry = {"version": version.value, "classification": auth.classification.value}
+        entry: dict[str, Any] = {"version": version.value, "classification": auth.classification.value}
         entry["certificate_request_seen"] = auth.certificate_request_seen
         if no_cert is not None and auth.no_cert is not None:
             entry.update(probe_entry(evidence, no_cert, auth.no_cert))

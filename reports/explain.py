@@ -72,8 +72,10 @@ def conclusion(target: Target, observation: ProbeObservation) -> str:
         return f"{observation.spec.version.value} refused"
     verdict = judge(observation, target.app_protocol)
     if verdict.outcome is Outcome.BLOCKED:
+        assert verdict.layer is not None  # judge() names the layer of every block and admission
         return f"blocked at {verdict.layer.value}"
     if verdict.outcome is Outcome.ACCEPTED:
+        assert verdict.layer is not None
         return f"accepted ({verdict.layer.value} layer)"
     return f"{verdict.outcome.value}: {verdict.reason}"
 

@@ -204,7 +204,8 @@ def write_html(document: dict[str, Any], path: Path) -> Path:
 
 
 def _view(document: dict[str, Any]) -> dict[str, Any]:
-    scan = document.get("scan") if isinstance(document.get("scan"), dict) else {}
+    raw_scan = document.get("scan")
+    scan: dict[str, Any] = raw_scan if isinstance(raw_scan, dict) else {}
     targets = [t for t in (document.get("targets") or []) if isinstance(t, dict)]
     scan_time = _parse_time(scan.get("started"))
     finished = _parse_time(scan.get("finished"))
@@ -298,7 +299,7 @@ def _target_view(
         used.add(finding_anchor)
         findings.append(_finding_view(check, finding_anchor, finding))
 
-    cells = []
+    cells: list[dict[str, Any] | None] = []
     for check in check_ids:
         matching = [f for f in findings if f["check_raw"] == check]
         if not matching:
@@ -348,23 +349,26 @@ def _target_view(
         "status": status,
         "error": target.get("error"),
         "accepted_versions": [_line(v) for v in _list(target.get("accepted_versions"))],
-        "client_auth": [
-            {
-                "version": _line(entry.get("version")),
-                "classification": _line(entry.get("classification")),
-                "css": _CLASSIFICATION_CSS.get(entry.get("classification"), "unknown"),
-                "blocked_at": _line(entry.get("blocked_at")),
-                "blocked_at_label": _BLOCKED_AT.get(entry.get("blocked_at")),
-                "certificate_request_seen": entry.get("certificate_request_seen"),
-                "detail": _line(entry.get("detail")),
-            }
-            for entry in _dicts(target.get("client_auth"))
-        ],
+        "client_auth": [_client_auth_view(entry) for entry in _dicts(target.get("client_auth"))],
         "certificates": certificates,
         "findings": sorted(findings, key=lambda f: _RANK.get(f["display"], len(_RANK))),
         "passed": sum(1 for f in findings if f["display"] == "pass"),
         "cells": cells,
         "probes": [_probe_view(p) for p in _dicts(target.get("probes"))],
+    }
+
+
+def _client_auth_view(entry: dict[str, Any]) -> dict[str, Any]:
+    classification: Any = entry.get("classification")  # untyped JSON, looked up as is
+    blocked_at: Any = entry.get("blocked_at")
+    return {
+        "version": _line(entry.get("version")),
+        "classification": _line(classification),
+        "css": _CLASSIFICATION_CSS.get(classification, "unknown"),
+        "blocked_at": _line(blocked_at),
+        "blocked_at_label": _BLOCKED_AT.get(blocked_at),
+        "certificate_request_seen": entry.get("certificate_request_seen"),
+        "detail": _line(entry.get("detail")),
     }
 
 

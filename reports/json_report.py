@@ -80,6 +80,8 @@ class JsonReportWriter:
     def finish(self, scan: dict[str, Any], summary: dict[str, Any]) -> Path:
         """Write the closing ``scan`` and ``summary``, then publish under ``path``."""
         file = self._require_open()
+        atomic = self._atomic
+        assert atomic is not None  # start() set it along with the open file
         closing = "\n" if self._count else ""
         closing += f'],\n"scan": {_dumps(scan, indent=2)},\n"summary": {_dumps(summary, indent=2)}\n}}\n'
         try:
@@ -89,7 +91,7 @@ class JsonReportWriter:
             raise
         self._file = None
         self._done = True
-        return self._atomic.commit()
+        return atomic.commit()
 
     def abort(self) -> None:
         """Drop the partial report; the final name is never touched."""

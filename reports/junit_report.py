@@ -233,9 +233,10 @@ def _case(target: dict[str, Any], finding: dict[str, Any], fail_on: str) -> Test
     severity = str(finding.get("severity", ""))
     waiver = finding.get("waiver") if isinstance(finding.get("waiver"), dict) else None
 
+    result: Skipped | Failure | Error | None
     if finding.get("waived"):
         message = waiver_message(waiver) if waiver is not None else "waived"
-        result: Skipped | Failure | Error | None = Skipped(xml_safe(message))
+        result = Skipped(xml_safe(message))
         result.text = xml_safe(
             f"{status.upper() if isinstance(status, str) else status} (waived)\n" + _body(target, finding)
         )

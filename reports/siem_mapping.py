@@ -89,10 +89,8 @@ def mapping_table_markdown() -> str:
         "| finding `severity` | ECS `event.severity` | OCSF `severity_id` | OCSF `severity` |",
         "|---|---|---|---|",
     ]
-    for severity, mapping in SEVERITY_MAP.items():
-        lines.append(
-            f"| `{severity}` | `{mapping.ecs_severity}` | `{mapping.ocsf_severity_id}` | {mapping.ocsf_severity} |"
-        )
+    for severity, level in SEVERITY_MAP.items():
+        lines.append(f"| `{severity}` | `{level.ecs_severity}` | `{level.ocsf_severity_id}` | {level.ocsf_severity} |")
     return "\n".join(lines) + "\n"
 
 
@@ -104,11 +102,13 @@ def finding_uid(target_name: str, check_id: str) -> str:
 
 def status_mapping(finding: dict[str, Any]) -> StatusMapping:
     # The schema only allows the five statuses; anything else is reported as undecided.
-    return STATUS_MAP.get(finding.get("status"), STATUS_MAP["error"])
+    status: Any = finding.get("status")  # untyped JSON, looked up as is
+    return STATUS_MAP.get(status, STATUS_MAP["error"])
 
 
 def severity_mapping(finding: dict[str, Any]) -> SeverityMapping:
-    return SEVERITY_MAP.get(finding.get("severity"), SEVERITY_MAP["info"])
+    severity: Any = finding.get("severity")  # untyped JSON, looked up as is
+    return SEVERITY_MAP.get(severity, SEVERITY_MAP["info"])
 
 
 def overall_status(summary: dict[str, Any]) -> str:

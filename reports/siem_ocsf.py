@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from reports.siem_extras import finding_extras, scan_uid, summary_extras, summary_message
 from reports.siem_mapping import (
@@ -61,13 +61,23 @@ OCSF_EVENT_STATUS: dict[str, tuple[int, str]] = {
     "unknown": (0, "Unknown"),
 }
 
-OCSF_COMPLIANCE_FINDING = {
+
+class OcsfClass(TypedDict):
+    """The OCSF category and class fields an event starts with."""
+
+    category_uid: int
+    category_name: str
+    class_uid: int
+    class_name: str
+
+
+OCSF_COMPLIANCE_FINDING: OcsfClass = {
     "category_uid": 2,
     "category_name": "Findings",
     "class_uid": 2003,
     "class_name": "Compliance Finding",
 }
-OCSF_SCAN_ACTIVITY = {
+OCSF_SCAN_ACTIVITY: OcsfClass = {
     "category_uid": 6,
     "category_name": "Application Activity",
     "class_uid": 6007,

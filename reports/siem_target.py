@@ -62,7 +62,8 @@ def _reference_probe(probes: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
 
     def key(probe: dict[str, Any]) -> tuple[int, int]:
-        return (probe.get("presented") == "valid", _TLS_VERSION_ORDER.get(probe.get("negotiated_version"), -1))
+        version: Any = probe.get("negotiated_version")  # untyped JSON, looked up as is
+        return (probe.get("presented") == "valid", _TLS_VERSION_ORDER.get(version, -1))
 
     return max(completed, key=key)
 

@@ -145,7 +145,7 @@ def annotate(target: Mapping[str, Any], baseline: Baseline) -> dict[str, Any]:
 
     The input is not modified; the copy shares nested values (evidence, probes) with it.
     """
-    name = target.get("name")
+    name: Any = target.get("name")  # untyped JSON, looked up as is
     findings = []
     for finding in target.get("findings") or []:
         copy = dict(finding)

@@ -15,9 +15,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from scanner.tls_client import ClientCredential
-
-SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+from scanner.tls_client import ClientCredential, SigningKey
 
 _SIGNING_KEY_TYPES = (
     rsa.RSAPrivateKey,

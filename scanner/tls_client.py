@@ -16,10 +16,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from OpenSSL import SSL
 
 from scanner.observations import TLSVersion
+
+# A private key that can sign a TLS handshake: what pyOpenSSL's ``use_privatekey`` takes
+# (cryptography's newer types, e.g. ML-DSA, it rejects).
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
 
 _OPENSSL_VERSIONS = {
     TLSVersion.TLS1_0: SSL.TLS1_VERSION,
@@ -109,7 +113,7 @@ class ClientCredential:
 
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...]
-    private_key: CertificateIssuerPrivateKeyTypes
+    private_key: SigningKey
 
 
 def build_context(version: TLSVersion, credential: ClientCredential | None) -> SSL.Context:
@@ -230,6 +234,7 @@ class TLSClientConnection:
             received, data = self._attempt(lambda: self._connection.recv(_READ_SIZE))
             if not received:
                 return self._take_pending()
+            assert data is not None  # received: recv() returned its bytes
             self._pending.append(ApplicationData(data))
 
     def _attempt(self, operation: Callable[[], T]) -> tuple[bool, T | None]:

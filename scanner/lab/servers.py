@@ -16,11 +16,10 @@ from functools import partial
 
 import trio
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from OpenSSL import SSL, crypto
 
 from scanner.observations import TLSVersion
-from scanner.tls_client import _OPENSSL_VERSIONS
+from scanner.tls_client import _OPENSSL_VERSIONS, SigningKey
 
 _CONNECTION_DEADLINE = 10.0  # a lab connection never outlives this
 
@@ -42,7 +41,7 @@ class ClientAuthMode(enum.StrEnum):
 class LabServerConfig:
     name: str
     chain: tuple[x509.Certificate, ...]  # what the server sends, leaf first
-    private_key: CertificateIssuerPrivateKeyTypes
+    private_key: SigningKey
     client_auth: ClientAuthMode
     client_ca: x509.Certificate | None = None
     min_version: TLSVersion = TLSVersion.TLS1_3
@@ -60,7 +59,9 @@ def _context(config: LabServerConfig) -> SSL.Context:
     for certificate in config.chain[1:]:
         context.add_extra_chain_cert(certificate)
     if config.client_ca is not None:
-        context.get_cert_store().add_cert(crypto.X509.from_cryptography(config.client_ca))
+        store = context.get_cert_store()
+        assert store is not None  # a new context always has one (None is for a NULL store)
+        store.add_cert(crypto.X509.from_cryptography(config.client_ca))
         context.add_client_ca(config.client_ca)
 
     mode = config.client_auth
