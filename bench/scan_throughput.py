@@ -29,9 +29,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 async def serve_lab(directory: Path) -> None:
-    from scanner.lab.endpoints import demo_endpoints
-    from scanner.lab.pki import create_lab_pki
-    from scanner.lab.servers import running_lab
+    from mtls_audit.scanner.lab.endpoints import demo_endpoints
+    from mtls_audit.scanner.lab.pki import create_lab_pki
+    from mtls_audit.scanner.lab.servers import running_lab
 
     pki = create_lab_pki()
     pki.write(directory / "pki")
@@ -53,10 +53,10 @@ def main() -> None:
         trio.run(serve_lab, arguments.serve_lab)
         return
 
-    from checks.registry import load_checks
-    from scanner.engine import ScanOptions, scan
-    from scanner.inventory import target_from_command_line
-    from scanner.prober import Timeouts
+    from mtls_audit.checks.registry import load_checks
+    from mtls_audit.scanner.engine.engine import ScanOptions, scan
+    from mtls_audit.scanner.inventory.loader import target_from_command_line
+    from mtls_audit.scanner.probe.prober import Timeouts
 
     directory = Path(tempfile.mkdtemp(prefix="mtls-audit-bench-"))
     lab = subprocess.Popen([sys.executable, __file__, "--serve-lab", str(directory)], stdout=subprocess.PIPE, text=True)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from scanner.observations import Presented, ProbeObservation, TLSVersion
-from scanner.target import Target
+from mtls_audit.scanner.model.observations import Presented, ProbeObservation, TLSVersion
+from mtls_audit.scanner.model.target import Target
 
 ENTRY_POINT_GROUP = "mtls_audit.checks"
 

@@ -10,9 +10,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509 import verification
 
-from checks.base import Check, Evidence, Finding, Needs, Severity, Status
-from checks.common import describe_certificate, presented_chain, unscannable
-from scanner.certificate_text import issuer_text, subject_text
+from mtls_audit.checks.base import Check, Evidence, Finding, Needs, Severity, Status
+from mtls_audit.checks.common import describe_certificate, presented_chain, unscannable
+from mtls_audit.scanner.model.certificates import issuer_text, subject_text
 
 REMEDIATION = (
     "Serve the leaf followed by every intermediate up to (not including) the root: "

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from checks.base import Check, Evidence, Finding, Needs, Severity, Status
-from checks.common import probe_entry, refused_baseline, unscannable, versions_in_play
-from scanner.observations import Presented
-from scanner.verdicts import ClientAuth, classify_client_auth
+from mtls_audit.checks.base import Check, Evidence, Finding, Needs, Severity, Status
+from mtls_audit.checks.common import probe_entry, refused_baseline, unscannable, versions_in_play
+from mtls_audit.scanner.judge.verdicts import ClientAuth, classify_client_auth
+from mtls_audit.scanner.model.observations import Presented
 
 REMEDIATION = (
     "Require a verified client certificate on every enabled protocol version: nginx "

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from checks.base import Evidence
-from scanner.certificate_text import issuer_text, subject_text
-from scanner.observations import Presented, ProbeObservation, TLSVersion
-from scanner.verdicts import Outcome, ProbeVerdict, accepted_versions, judge, openssl_command
+from mtls_audit.checks.base import Evidence
+from mtls_audit.scanner.judge.verdicts import Outcome, ProbeVerdict, accepted_versions, judge, openssl_command
+from mtls_audit.scanner.model.certificates import issuer_text, subject_text
+from mtls_audit.scanner.model.observations import Presented, ProbeObservation, TLSVersion
 
 
 def probe_entry(evidence: Evidence, observation: ProbeObservation, verdict: ProbeVerdict) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from checks.base import Check, Evidence, Finding, Needs, Severity, Status
-from checks.common import presented_chain, unscannable
-from scanner.certificate_text import subject_text
+from mtls_audit.checks.base import Check, Evidence, Finding, Needs, Severity, Status
+from mtls_audit.checks.common import presented_chain, unscannable
+from mtls_audit.scanner.model.certificates import subject_text
 
 REMEDIATION = "Renew the certificate before it expires and automate renewal (ACME, cert-manager, Vault PKI)."
 

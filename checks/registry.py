@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from checks.base import ENTRY_POINT_GROUP, Check
+from mtls_audit.checks.base import ENTRY_POINT_GROUP, Check
 
 BUILTIN_ORDER = (
     "client-cert-required",

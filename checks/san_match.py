@@ -9,9 +9,9 @@ import ipaddress
 import service_identity
 from service_identity.cryptography import verify_certificate_hostname, verify_certificate_ip_address
 
-from checks.base import Check, Evidence, Finding, Needs, Severity, Status
-from checks.common import presented_chain, unscannable
-from scanner.certificate_text import alternative_names, subject_text
+from mtls_audit.checks.base import Check, Evidence, Finding, Needs, Severity, Status
+from mtls_audit.checks.common import presented_chain, unscannable
+from mtls_audit.scanner.model.certificates import alternative_names, subject_text
 
 REMEDIATION = (
     "Reissue the server certificate with the service's name in subjectAltName "

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from checks.base import Check, Evidence, Finding, Needs, Severity, Status
-from checks.common import unscannable
-from scanner.observations import Presented, TLSVersion
-from scanner.verdicts import VersionSupport, openssl_command, version_support
+from mtls_audit.checks.base import Check, Evidence, Finding, Needs, Severity, Status
+from mtls_audit.checks.common import unscannable
+from mtls_audit.scanner.judge.verdicts import VersionSupport, openssl_command, version_support
+from mtls_audit.scanner.model.observations import Presented, TLSVersion
 
 REMEDIATION = (
     "Disable old protocol versions: nginx `ssl_protocols TLSv1.3;`, HAProxy `ssl-min-ver TLSv1.3`, "

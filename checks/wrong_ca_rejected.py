@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from checks.base import Check, Evidence, Finding, Needs, Severity, Status
-from checks.common import probe_entry, refused_baseline, unscannable, versions_in_play
-from scanner.observations import Presented
-from scanner.verdicts import Outcome, judge
+from mtls_audit.checks.base import Check, Evidence, Finding, Needs, Severity, Status
+from mtls_audit.checks.common import probe_entry, refused_baseline, unscannable, versions_in_play
+from mtls_audit.scanner.judge.verdicts import Outcome, judge
+from mtls_audit.scanner.model.observations import Presented
 
 IMPOSTORS = (Presented.ROGUE_CA, Presented.SELF_SIGNED)
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from scanner.messages import printable
+from mtls_audit.scanner.model.text import printable
 
 STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "magenta", "skip": "dim"}
 _LOG_WIDTH = 160  # CI logs do not wrap; a narrower console would fold every line

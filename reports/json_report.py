@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from reports.atomic import AtomicFile
+from mtls_audit.reports.atomic import AtomicFile
 
 SCHEMA_VERSION = "1.0"  # must match scanner.results.SCHEMA_VERSION and the schema's const
 
@@ -128,7 +128,7 @@ class JsonReportWriter:
 
 @functools.cache
 def _schema_text() -> str:
-    return resources.files("reports").joinpath("schema/report.schema.json").read_text(encoding="utf-8")
+    return resources.files("mtls_audit.reports").joinpath("schema/report.schema.json").read_text(encoding="utf-8")
 
 
 def schema() -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from reports.console import printable
+from mtls_audit.reports.console import printable
 
 _FAILING = ("fail", "error")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.lab.pki import LabPKI, create_lab_pki
+from mtls_audit.scanner.lab.pki import LabPKI, create_lab_pki
 
 # The headless-browser fixtures (browser, open_page) for every test module.
 pytest_plugins = ["browser_support"]

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
-from scanner.certificate_factory import SERVER_AUTH, issue
-from scanner.lab.pki import LabPKI
+from mtls_audit.scanner.credentials.factory import SERVER_AUTH, issue
+from mtls_audit.scanner.lab.pki import LabPKI
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '"><img src=x onerror="window.__pwned=1">'

@@ -14,9 +14,9 @@ from pathlib import Path
 import trio
 from hostile_certificate import hostile_chain
 
-from scanner.lab.endpoints import demo_endpoints
-from scanner.lab.pki import create_lab_pki
-from scanner.lab.servers import ClientAuthMode, LabServerConfig, running_lab
+from mtls_audit.scanner.lab.endpoints import demo_endpoints
+from mtls_audit.scanner.lab.pki import create_lab_pki
+from mtls_audit.scanner.lab.servers import ClientAuthMode, LabServerConfig, running_lab
 
 
 async def main(directory: Path) -> None:

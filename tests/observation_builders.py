@@ -16,9 +16,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from checks.base import Evidence
-from scanner.certificate_factory import CLIENT_AUTH, SERVER_AUTH, Issued, common_name, issue
-from scanner.observations import (
+from mtls_audit.checks.base import Evidence
+from mtls_audit.scanner.credentials.factory import CLIENT_AUTH, SERVER_AUTH, Issued, common_name, issue
+from mtls_audit.scanner.model.observations import (
     AfterHandshake,
     Alert,
     HttpExchange,
@@ -28,8 +28,8 @@ from scanner.observations import (
     ProbeSpec,
     TLSVersion,
 )
-from scanner.target import AppProtocol, ClientIdentity, Target
-from scanner.tls_client import ClientCredential
+from mtls_audit.scanner.model.target import AppProtocol, ClientIdentity, Target
+from mtls_audit.scanner.tls.client import ClientCredential
 
 # The scan clock every test uses; the PKI below is dated relative to it.
 NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)

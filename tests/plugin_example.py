@@ -1,6 +1,6 @@
 """A third-party check, as a plugin package would ship it (used by test_registry)."""
 
-from checks.base import Check, Evidence, Finding, Needs, Severity, Status
+from mtls_audit.checks.base import Check, Evidence, Finding, Needs, Severity, Status
 
 
 def evaluate(evidence: Evidence) -> Finding:

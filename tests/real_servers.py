@@ -23,7 +23,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from scanner.certificate_factory import CLIENT_AUTH, SERVER_AUTH, Issued, common_name, issue
+from mtls_audit.scanner.credentials.factory import CLIENT_AUTH, SERVER_AUTH, Issued, common_name, issue
 
 SERVER_NAME = "mtls.test"
 

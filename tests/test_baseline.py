@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from reports.json_report import validation_problem
-from scanner.baseline import (
+from mtls_audit.reports.json_report import validation_problem
+from mtls_audit.scanner.cli.exit_codes import ExitCode, exit_code
+from mtls_audit.scanner.triage.baseline import (
     Baseline,
     BaselineError,
     DiffEntry,
@@ -20,7 +21,6 @@ from scanner.baseline import (
     gating_target_status,
     load_baseline,
 )
-from scanner.exit_codes import ExitCode, exit_code
 
 
 def _finding(check: str, status: str, summary: str | None = None) -> dict[str, Any]:

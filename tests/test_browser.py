@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from reports.html_report import write_html
+from mtls_audit.reports.html.writer import write_html
 
 REPO = Path(__file__).resolve().parent.parent
 README_SCREENSHOT = REPO / "docs" / "report.png"
@@ -38,7 +38,7 @@ def demo_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
     # demo does (mtls-audit-demo/inventory.yaml), not by a temporary path
     output = Path("mtls-audit-demo")
     result = subprocess.run(
-        [sys.executable, "-m", "scanner.cli", "demo", "--output", str(output)],
+        [sys.executable, "-m", "mtls_audit.scanner.cli", "demo", "--output", str(output)],
         cwd=base,
         capture_output=True,
         text=True,

@@ -30,10 +30,17 @@ from observation_builders import (
     version_refused,
 )
 
-from checks import chain_complete, client_cert_required, expiry_soon, san_match, tls13_only, wrong_ca_rejected
-from checks.base import Status
-from scanner.observations import Phase, Presented, ProbeObservation
-from scanner.target import AppProtocol
+from mtls_audit.checks import (
+    chain_complete,
+    client_cert_required,
+    expiry_soon,
+    san_match,
+    tls13_only,
+    wrong_ca_rejected,
+)
+from mtls_audit.checks.base import Status
+from mtls_audit.scanner.model.observations import Phase, Presented, ProbeObservation
+from mtls_audit.scanner.model.target import AppProtocol
 
 VALID = Presented.VALID
 NO_CERT = Presented.NO_CERT
@@ -501,7 +508,7 @@ class TestExpirySoon:
 
 
 def test_chain_complete_with_expired_leaf_and_renewed_root_is_not_a_chain_failure():
-    from scanner.certificate_factory import common_name, issue
+    from mtls_audit.scanner.credentials.factory import common_name, issue
 
     renewed_root = issue(
         PKI.root.certificate.subject,

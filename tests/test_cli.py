@@ -13,14 +13,14 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from reports.json_report import load_report
+from mtls_audit.reports.json_report import load_report
 
 CHECK_IDS = ["client-cert-required", "wrong-ca-rejected", "tls13-only", "chain-complete", "san-match", "expiry-soon"]
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120):
     return subprocess.run(
-        [sys.executable, "-m", "scanner.cli", *args],
+        [sys.executable, "-m", "mtls_audit.scanner.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -309,7 +309,7 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, lab_process):
     primary, secondary = pty.openpty()
     try:
         completed = subprocess.run(
-            [sys.executable, "-m", "scanner.cli", "scan", str(inventory)],
+            [sys.executable, "-m", "mtls_audit.scanner.cli", "scan", str(inventory)],
             stdout=subprocess.PIPE,
             stderr=secondary,
             text=True,
@@ -348,7 +348,7 @@ def test_ctrl_c_mid_scan_leaves_no_report_and_no_traceback(tmp_path: Path, lab_p
     data["targets"] = [dict(data["targets"][0], name=f"silent-{i}", server_name=f"s{i}.test") for i in range(8)]
     inventory.write_text(yaml.safe_dump(data))
     process = subprocess.Popen(
-        [sys.executable, "-m", "scanner.cli", "scan", str(inventory), "--json", str(tmp_path / "r.json")],
+        [sys.executable, "-m", "mtls_audit.scanner.cli", "scan", str(inventory), "--json", str(tmp_path / "r.json")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

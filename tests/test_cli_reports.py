@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from test_cli import assert_one_line_error, run_cli, write_inventory
 
-from reports.json_report import load_report
+from mtls_audit.reports.json_report import load_report
 
 
 def scan_to(tmp_path: Path, lab_process, names: list[str], *extra: str, name: str = "r.json"):

@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 import trio
 
-from checks.registry import load_checks
-from scanner.engine import ScanOptions, scan
-from scanner.lab.endpoints import LabEndpoint, demo_endpoints
-from scanner.lab.pki import LabPKI
-from scanner.lab.servers import ClientAuthMode, LabServerConfig, running_lab
-from scanner.observations import Presented, TLSVersion
-from scanner.prober import Timeouts
-from scanner.results import TargetResult
-from scanner.target import AppProtocol, ClientAuthExpectation, ClientIdentity, Target
-from scanner.tls_client import ClientCredential
+from mtls_audit.checks.registry import load_checks
+from mtls_audit.scanner.engine.engine import ScanOptions, scan
+from mtls_audit.scanner.engine.results import TargetResult
+from mtls_audit.scanner.lab.endpoints import LabEndpoint, demo_endpoints
+from mtls_audit.scanner.lab.pki import LabPKI
+from mtls_audit.scanner.lab.servers import ClientAuthMode, LabServerConfig, running_lab
+from mtls_audit.scanner.model.observations import Presented, TLSVersion
+from mtls_audit.scanner.model.target import AppProtocol, ClientAuthExpectation, ClientIdentity, Target
+from mtls_audit.scanner.probe.prober import Timeouts
+from mtls_audit.scanner.tls.client import ClientCredential
 
 FAST = ScanOptions(timeouts=Timeouts(connect=2, handshake=1, post_handshake=0.3, http=1))
 
@@ -215,7 +215,7 @@ def test_target_expecting_no_client_auth_skips_the_mtls_checks(lab_pki: LabPKI):
 
 
 def test_own_identity_refused_makes_mtls_verdicts_errors(lab_pki: LabPKI):
-    from scanner.certificate_factory import CLIENT_AUTH, common_name, issue
+    from mtls_audit.scanner.credentials.factory import CLIENT_AUTH, common_name, issue
 
     stranger = issue(common_name("not-from-the-lab-ca"), extended_key_usages=[CLIENT_AUTH])
     credential = ClientCredential(stranger.certificate, (), stranger.private_key)
@@ -239,8 +239,7 @@ def test_own_identity_refused_makes_mtls_verdicts_errors(lab_pki: LabPKI):
 
 
 def test_a_probe_that_crashes_costs_one_target_not_the_scan(lab_pki: LabPKI, monkeypatch):
-    import scanner.engine as engine
-
+    import mtls_audit.scanner.engine.engine as engine
     real_run_probe = engine.run_probe
 
     async def flaky(endpoint, spec, credential, timeouts, http):

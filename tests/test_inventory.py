@@ -15,21 +15,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-import scanner.inventory as inventory_module
-from scanner.credentials import (
+import mtls_audit.scanner.inventory.loader as inventory_module
+from mtls_audit.scanner.credentials.files import (
     CredentialError,
     load_certificates,
     load_client_credential,
     load_private_key,
 )
-from scanner.inventory import (
+from mtls_audit.scanner.inventory.loader import (
     InventoryError,
     load_inventory,
     parse_address,
     target_from_command_line,
 )
-from scanner.observations import TLSVersion
-from scanner.target import AppProtocol, ClientAuthExpectation
+from mtls_audit.scanner.model.observations import TLSVersion
+from mtls_audit.scanner.model.target import AppProtocol, ClientAuthExpectation
 
 PASSWORD = "Corr3ct-horse_battery!"
 KNOWN_CHECKS = ("client-cert-required", "wrong-ca-rejected", "tls13-only", "expiry-soon")

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from junitparser import Failure, JUnitXml
 
-from reports.junit_report import JunitReportWriter, openssl_commands, xml_safe
-from scanner.baseline import Baseline, annotate
-from scanner.waivers import load_waivers
+from mtls_audit.reports.junit import JunitReportWriter, openssl_commands, xml_safe
+from mtls_audit.scanner.triage.baseline import Baseline, annotate
+from mtls_audit.scanner.triage.waivers import load_waivers
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -485,7 +485,7 @@ def test_a_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("reports.atomic.os.replace", broken_replace)
+    monkeypatch.setattr("mtls_audit.reports.atomic.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         writer.finish(_scan(), _summary([]))
     assert list(tmp_path.iterdir()) == []

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from scanner.inventory import load_inventory
-from scanner.target import AppProtocol, ClientAuthExpectation
+from mtls_audit.scanner.inventory.loader import load_inventory
+from mtls_audit.scanner.model.target import AppProtocol, ClientAuthExpectation
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -45,7 +45,7 @@ def test_readme_setup_commands_match_ci():
 
 
 def test_readme_shows_the_siem_mapping_table_the_code_uses():
-    from reports.siem import mapping_table_markdown
+    from mtls_audit.reports.siem.writer import mapping_table_markdown
 
     assert mapping_table_markdown() in README
 
@@ -56,7 +56,7 @@ def test_readme_screenshot_exists():
 
 
 def test_readme_waivers_example_loads(tmp_path: Path):
-    from scanner.waivers import load_waivers
+    from mtls_audit.scanner.triage.waivers import load_waivers
 
     example = re.search(r"```yaml\n(waivers:.*?)```", README, re.S).group(1)
     (tmp_path / "waivers.yaml").write_text(example)

@@ -15,12 +15,12 @@ import pytest
 import trio
 from real_servers import SERVER_NAME, ServerPKI, ServerProcess, free_port, haproxy, nginx, s_server, write_test_pki
 
-from checks.registry import load_checks
-from scanner.engine import ScanOptions, scan
-from scanner.inventory import target_from_command_line
-from scanner.prober import Timeouts
-from scanner.results import TargetResult
-from scanner.target import AppProtocol
+from mtls_audit.checks.registry import load_checks
+from mtls_audit.scanner.engine.engine import ScanOptions, scan
+from mtls_audit.scanner.engine.results import TargetResult
+from mtls_audit.scanner.inventory.loader import target_from_command_line
+from mtls_audit.scanner.model.target import AppProtocol
+from mtls_audit.scanner.probe.prober import Timeouts
 
 OPTIONS = ScanOptions(timeouts=Timeouts(connect=3, handshake=3, post_handshake=0.5, http=3))
 CHECKS = ("client-cert-required", "wrong-ca-rejected", "tls13-only", "chain-complete", "san-match", "expiry-soon")
@@ -221,8 +221,8 @@ def test_evidence_command_reproduces_the_verdict_by_hand(
             result, "wrong-ca-rejected" if presented in ("rogue-ca", "self-signed") else "client-cert-required"
         ).evidence
         if presented == "valid":
-            from scanner.observations import Presented, TLSVersion
-            from scanner.verdicts import openssl_command
+            from mtls_audit.scanner.judge.verdicts import openssl_command
+            from mtls_audit.scanner.model.observations import Presented, TLSVersion
 
             command = openssl_command(result.target, Presented.VALID, TLSVersion.TLS1_3)
         else:

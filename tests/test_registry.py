@@ -4,9 +4,9 @@ from importlib.metadata import EntryPoint, entry_points
 
 import pytest
 
-import checks.registry as registry
-from checks.base import ENTRY_POINT_GROUP
-from checks.registry import BUILTIN_ORDER, RegistryError, load_checks
+import mtls_audit.checks.registry as registry
+from mtls_audit.checks.base import ENTRY_POINT_GROUP
+from mtls_audit.checks.registry import BUILTIN_ORDER, RegistryError, load_checks
 
 
 def test_builtins_come_from_the_entry_point_group_in_documented_order():
@@ -54,7 +54,7 @@ def test_two_checks_claiming_one_id_are_rejected(monkeypatch):
 def test_a_plugin_check_runs_in_a_real_scan(monkeypatch, lab_pki):
     from test_end_to_end import lab_target, scan_with_lab
 
-    from scanner.lab.endpoints import demo_endpoints
+    from mtls_audit.scanner.lab.endpoints import demo_endpoints
 
     _with_extra(monkeypatch, EntryPoint("example", "plugin_example:CHECK", ENTRY_POINT_GROUP))
     strict = demo_endpoints(lab_pki)[0]

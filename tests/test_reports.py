@@ -11,8 +11,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from reports.html_report import FILTER_SCRIPT, render_html, write_html
-from reports.json_report import JsonReportWriter, ReportError, load_report, schema
+from mtls_audit.reports.html.writer import FILTER_SCRIPT, render_html, write_html
+from mtls_audit.reports.json_report import JsonReportWriter, ReportError, load_report, schema
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -316,9 +316,11 @@ def test_schema_matches_what_the_scanner_emits(document, validator):
     """The real to_dict() methods and a real check's evidence satisfy the schema."""
     from datetime import UTC, datetime
 
-    from checks.base import Evidence
-    from checks.client_cert_required import CHECK
-    from scanner.observations import (
+    from mtls_audit.checks.base import Evidence
+    from mtls_audit.checks.client_cert_required import CHECK
+    from mtls_audit.scanner.engine.results import SCHEMA_VERSION
+    from mtls_audit.scanner.judge.verdicts import classify_client_auth
+    from mtls_audit.scanner.model.observations import (
         AfterHandshake,
         Alert,
         HttpExchange,
@@ -328,9 +330,7 @@ def test_schema_matches_what_the_scanner_emits(document, validator):
         ProbeSpec,
         TLSVersion,
     )
-    from scanner.results import SCHEMA_VERSION
-    from scanner.target import AppProtocol, Target
-    from scanner.verdicts import classify_client_auth
+    from mtls_audit.scanner.model.target import AppProtocol, Target
 
     target = Target(name="payments-api", host="10.0.0.5", port=8443, server_name="payments.internal")
     common = dict(

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from checks.registry import load_checks
-from reports.json_report import schema
-from reports.siem import (
+from mtls_audit.checks.registry import load_checks
+from mtls_audit.reports.json_report import schema
+from mtls_audit.reports.siem.writer import (
     ECS_VERSION,
     OCSF_VERSION,
     SEVERITY_MAP,
@@ -394,7 +394,7 @@ def _assert_ecs_type(name: str, value: Any, ecs_type: str) -> None:
 def demo_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     output = tmp_path_factory.mktemp("demo")
     result = subprocess.run(
-        [sys.executable, "-m", "scanner.cli", "demo", "--output", str(output)],
+        [sys.executable, "-m", "mtls_audit.scanner.cli", "demo", "--output", str(output)],
         capture_output=True,
         text=True,
         timeout=180,

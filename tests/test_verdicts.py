@@ -1,4 +1,4 @@
-"""scanner.verdicts: reading observations as accepted / blocked / unknown / error,
+"""mtls_audit.scanner.judge.verdicts: reading observations as accepted / blocked / unknown / error,
 version support, client-auth classification, and the reproducible openssl lines."""
 
 from __future__ import annotations
@@ -33,9 +33,7 @@ from observation_builders import (
     version_refused,
 )
 
-from scanner.observations import Phase, Presented, TLSVersion
-from scanner.target import AppProtocol
-from scanner.verdicts import (
+from mtls_audit.scanner.judge.verdicts import (
     ClientAuth,
     Layer,
     Outcome,
@@ -46,6 +44,8 @@ from scanner.verdicts import (
     openssl_command,
     version_support,
 )
+from mtls_audit.scanner.model.observations import Phase, Presented, TLSVersion
+from mtls_audit.scanner.model.target import AppProtocol
 
 HTTP = AppProtocol.HTTP
 NONE = AppProtocol.NONE

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from reports.json_report import validation_problem
-from scanner.baseline import gating_status
-from scanner.waivers import WaiverError, Waivers, load_waivers
+from mtls_audit.reports.json_report import validation_problem
+from mtls_audit.scanner.triage.baseline import gating_status
+from mtls_audit.scanner.triage.waivers import WaiverError, Waivers, load_waivers
 
 CHECKS = frozenset(
     {

@@ -7,9 +7,9 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from scanner.lab.pki import LAB_DOMAIN, LabPKI
-from scanner.lab.servers import ClientAuthMode, LabServerConfig
-from scanner.observations import TLSVersion
+from mtls_audit.scanner.lab.pki import LAB_DOMAIN, LabPKI
+from mtls_audit.scanner.lab.servers import ClientAuthMode, LabServerConfig
+from mtls_audit.scanner.model.observations import TLSVersion
 
 CHECK_IDS = ("client-cert-required", "wrong-ca-rejected", "tls13-only", "chain-complete", "san-match", "expiry-soon")
 ALL_PASS = dict.fromkeys(CHECK_IDS, "pass")

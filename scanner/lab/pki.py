@@ -11,7 +11,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from scanner.certificate_factory import CLIENT_AUTH, SERVER_AUTH, Issued, common_name, issue
+from mtls_audit.scanner.credentials.factory import CLIENT_AUTH, SERVER_AUTH, Issued, common_name, issue
 
 LAB_DOMAIN = "mtls-lab.test"  # RFC 6761: .test never resolves outside
 

@@ -18,8 +18,8 @@ import trio
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from scanner.observations import TLSVersion
-from scanner.tls_client import _OPENSSL_VERSIONS, SigningKey
+from mtls_audit.scanner.model.observations import TLSVersion
+from mtls_audit.scanner.tls.client import _OPENSSL_VERSIONS, SigningKey
 
 _CONNECTION_DEADLINE = 10.0  # a lab connection never outlives this
 

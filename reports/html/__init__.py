@@ -1,0 +1,1 @@
+"""The HTML report for the security team."""

@@ -1,0 +1,1 @@
+"""NDJSON for a SIEM, in ECS or OCSF."""

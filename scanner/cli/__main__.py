@@ -1,0 +1,3 @@
+from mtls_audit.scanner.cli.commands import main
+
+main()

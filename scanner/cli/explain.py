@@ -1,0 +1,92 @@
+"""`mtls-audit explain`: every probe as one line — what was presented, what came
+back, and when — so a verdict can be followed step by step and replayed with
+`openssl s_client`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mtls_audit.reports.console import printable
+from mtls_audit.scanner.judge.verdicts import Outcome, VersionSupport, judge, version_support
+from mtls_audit.scanner.model.certificates import subject_text
+from mtls_audit.scanner.model.observations import AfterHandshake, Presented, ProbeObservation
+from mtls_audit.scanner.model.target import Target
+
+_PRESENTED = {
+    Presented.VALID: "our identity",
+    Presented.NO_CERT: "no certificate",
+    Presented.ROGUE_CA: "rogue-CA impostor",
+    Presented.SELF_SIGNED: "self-signed impostor",
+}
+
+
+def presented_text(target: Target, observation: ProbeObservation) -> str:
+    text = _PRESENTED[observation.spec.presented]
+    if observation.spec.presented is Presented.VALID and target.identity is not None:
+        text += f" {subject_text(target.identity.credential.certificate)}"
+    if observation.client_certificate_sha256:
+        text += f" (sha256 {observation.client_certificate_sha256[:12]}…)"
+    return text
+
+
+def happened(observation: ProbeObservation) -> list[str]:
+    """What came back, in the order it happened, with times since TCP connect."""
+    o = observation
+    if not o.connected:
+        return [f"no TCP connection: {o.connect_error}"]
+    events = []
+    if o.server_hello_seen:
+        events.append(f"ServerHello {o.negotiated_version or '?'}")
+    if o.certificate_request_seen:
+        names = ", ".join(o.client_ca_names) or "empty CA list"
+        events.append(f"CertificateRequest ({names})")
+    alert = o.alert_received
+    if alert is not None and alert.phase.value == "handshake":
+        events.append(f"alert {alert.code} {alert.name} in the handshake at {alert.at_ms:.1f} ms")
+    elif o.tls_error and not o.handshake_completed:
+        events.append(f"handshake failed: {o.tls_error}")
+    if o.handshake_completed:
+        events.append(f"handshake done at {o.handshake_ms:.1f} ms")
+    if alert is not None and alert.phase.value == "post-handshake":
+        after = alert.at_ms - (o.handshake_ms or 0)
+        events.append(f"alert {alert.code} {alert.name} {after:.1f} ms after the handshake")
+    elif o.after_handshake is AfterHandshake.TICKET:
+        events.append("session ticket")
+    elif o.after_handshake is AfterHandshake.EOF:
+        events.append("EOF after the handshake")
+    elif o.after_handshake is AfterHandshake.TIMEOUT:
+        events.append("no ticket, alert or EOF within the wait")
+    if o.http is not None:
+        if o.http.status is not None:
+            events.append(f"HTTP {o.http.status} {o.http.reason}".rstrip() + f" at {o.http.at_ms:.1f} ms")
+        else:
+            events.append(f"HTTP: {o.http.error}")
+    if o.timed_out is not None:
+        events.append(f"timed out in {o.timed_out.value}")
+    return events or ["nothing"]
+
+
+def conclusion(target: Target, observation: ProbeObservation) -> str:
+    support, why = version_support(observation)
+    if support is VersionSupport.REFUSED:
+        return f"{observation.spec.version.value} refused"
+    verdict = judge(observation, target.app_protocol)
+    if verdict.outcome is Outcome.BLOCKED:
+        assert verdict.layer is not None  # judge() names the layer of every block and admission
+        return f"blocked at {verdict.layer.value}"
+    if verdict.outcome is Outcome.ACCEPTED:
+        assert verdict.layer is not None
+        return f"accepted ({verdict.layer.value} layer)"
+    return f"{verdict.outcome.value}: {verdict.reason}"
+
+
+def explain_lines(target: Target, observations: Sequence[ProbeObservation]) -> list[str]:
+    width = max((len(o.spec.id) for o in observations), default=0)
+    lines = []
+    for observation in observations:
+        line = (
+            f"{observation.spec.id:<{width}}  presented {presented_text(target, observation)}: "
+            f"{'; '.join(happened(observation))} => {conclusion(target, observation)}"
+        )
+        lines.append(printable(line))
+    return lines

@@ -1,0 +1,1 @@
+"""X.509 material: loading certificates and keys, and minting impostors in memory."""

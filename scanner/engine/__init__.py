@@ -1,0 +1,1 @@
+"""Plans the probes, runs them under the limits, hands observations to the checks, streams results."""

@@ -1,0 +1,1 @@
+"""Pure verdict rules over observations: let in, blocked, or undecided."""

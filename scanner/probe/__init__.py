@@ -1,0 +1,1 @@
+"""One TLS connection per probe, over trio: the only network code."""

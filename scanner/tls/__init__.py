@@ -1,0 +1,1 @@
+"""The sans-I/O TLS client: bytes in, events out."""

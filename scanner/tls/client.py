@@ -1,0 +1,293 @@
+"""A TLS client with no I/O: bytes in, events out.
+
+pyOpenSSL's ``Connection(context, None)`` works on memory BIOs. This class feeds it
+the bytes the network delivered, runs the handshake or reads, and turns what OpenSSL
+did into events. It never touches a socket or a clock, so the trio loop around it
+(``scanner.prober``) stays small, and everything OpenSSL reports can be recorded.
+
+Why not ``trio.SSLStream``: it only takes a stdlib ``ssl`` context, which hides the
+CertificateRequest, the alerts and TLS 1.3 session tickets; those are the evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from OpenSSL import SSL
+
+from mtls_audit.scanner.model.observations import TLSVersion
+
+# A private key that can sign a TLS handshake: what pyOpenSSL's ``use_privatekey`` takes
+# (cryptography's newer types, e.g. ML-DSA, it rejects).
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+
+_OPENSSL_VERSIONS = {
+    TLSVersion.TLS1_0: SSL.TLS1_VERSION,
+    TLSVersion.TLS1_1: SSL.TLS1_1_VERSION,
+    TLSVersion.TLS1_2: SSL.TLS1_2_VERSION,
+    TLSVersion.TLS1_3: SSL.TLS1_3_VERSION,
+}
+
+# State strings from OpenSSL's SSL_state_string_long(); stable since OpenSSL 1.1.0.
+_STATE_SERVER_HELLO = "SSLv3/TLS read server hello"
+_STATE_CERTIFICATE_REQUEST = "SSLv3/TLS read server certificate request"
+_STATE_SESSION_TICKET = "SSLv3/TLS read server session ticket"
+
+_READ_SIZE = 65536
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class HandshakeCompleted:
+    pass
+
+
+@dataclass(frozen=True)
+class ServerHelloReceived:
+    pass
+
+
+@dataclass(frozen=True)
+class CertificateRequested:
+    pass
+
+
+@dataclass(frozen=True)
+class SessionTicketReceived:
+    pass
+
+
+@dataclass(frozen=True)
+class AlertReceived:
+    code: int
+    fatal: bool
+
+
+@dataclass(frozen=True)
+class AlertSent:
+    code: int
+    fatal: bool
+
+
+@dataclass(frozen=True)
+class ApplicationData:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ConnectionClosed:
+    """The peer closed: close_notify, or EOF on the transport."""
+
+    clean: bool
+
+
+@dataclass(frozen=True)
+class TLSFailed:
+    """OpenSSL gave up. Only the first failure is reported: later calls raise
+    ``SSL.Error([])`` with nothing useful in it."""
+
+    message: str
+
+
+Event = (
+    HandshakeCompleted
+    | ServerHelloReceived
+    | CertificateRequested
+    | SessionTicketReceived
+    | AlertReceived
+    | AlertSent
+    | ApplicationData
+    | ConnectionClosed
+    | TLSFailed
+)
+
+
+@dataclass(frozen=True)
+class ClientCredential:
+    """A certificate (with the chain to send after it) and its key, in memory."""
+
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    private_key: SigningKey
+
+
+def build_context(version: TLSVersion, credential: ClientCredential | None) -> SSL.Context:
+    """A client context pinned to exactly one protocol version.
+
+    The server's certificate is deliberately not verified here: an audit must see a
+    misconfigured server's handshake through to the end. Path validation and name
+    matching run afterwards, on the chain the server presented.
+    """
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_min_proto_version(_OPENSSL_VERSIONS[version])
+    context.set_max_proto_version(_OPENSSL_VERSIONS[version])
+    if version in (TLSVersion.TLS1_0, TLSVersion.TLS1_1):
+        # OpenSSL 3 refuses to offer TLS 1.0/1.1 at the default security level 1.
+        context.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
+    context.set_verify(SSL.VERIFY_NONE)
+    if credential is not None:
+        context.use_certificate(credential.certificate)
+        context.use_privatekey(credential.private_key)
+        for certificate in credential.chain:
+            context.add_extra_chain_cert(certificate)
+    return context
+
+
+class TLSClientConnection:
+    """One client-side TLS connection, driven by the bytes it is given."""
+
+    def __init__(self, context: SSL.Context, server_name: str | None) -> None:
+        self._pending: list[Event] = []
+        self._failed = False
+        self._closed = False
+        self._seen_states: set[str] = set()
+        context.set_info_callback(self._on_info)
+        self._connection = SSL.Connection(context, None)
+        self._connection.set_connect_state()
+        if server_name:
+            self._connection.set_tlsext_host_name(server_name.encode("idna"))
+        self.handshake_completed = False
+
+    # -- inputs ---------------------------------------------------------------
+
+    def start(self) -> list[Event]:
+        """Produce the ClientHello (fetch it with ``bytes_to_send``)."""
+        return self._advance()
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        if data:
+            self._connection.bio_write(data)
+        return self._advance()
+
+    def receive_eof(self) -> list[Event]:
+        self._connection.bio_shutdown()
+        events = self._advance()
+        if not self._closed and not self._failed:
+            self._closed = True
+            events.append(ConnectionClosed(clean=False))
+        return events
+
+    def send_application_data(self, data: bytes) -> None:
+        if not self.handshake_completed:
+            raise RuntimeError("handshake not completed")
+        self._connection.sendall(data)
+
+    # -- outputs --------------------------------------------------------------
+
+    def bytes_to_send(self) -> bytes:
+        chunks = []
+        while True:
+            try:
+                chunk = self._connection.bio_read(_READ_SIZE)
+            except SSL.WantReadError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @property
+    def finished(self) -> bool:
+        return self._failed or self._closed
+
+    def negotiated_version(self) -> str | None:
+        name = self._connection.get_protocol_version_name()
+        return None if name in ("", "Unknown") else name
+
+    def cipher(self) -> str | None:
+        return self._connection.get_cipher_name()
+
+    def peer_chain(self) -> list[x509.Certificate]:
+        return self._connection.get_peer_cert_chain(as_cryptography=True) or []
+
+    def client_ca_names(self) -> list[str]:
+        # Server-controlled names: cryptography refuses some encodings OpenSSL accepts.
+        try:
+            names = self._connection.get_client_ca_list(as_cryptography=True)
+        except ValueError:
+            return ["<undecodable CA names>"]
+        texts = []
+        for name in names:
+            try:
+                texts.append(name.rfc4514_string())
+            except ValueError:
+                texts.append("<undecodable CA name>")
+        return texts
+
+    # -- internals ------------------------------------------------------------
+
+    def _advance(self) -> list[Event]:
+        if self.finished:
+            return self._take_pending()
+        if not self.handshake_completed:
+            completed, _ = self._attempt(self._connection.do_handshake)
+            if not completed:
+                return self._take_pending()
+            self.handshake_completed = True
+            self._pending.append(HandshakeCompleted())
+        while True:
+            received, data = self._attempt(lambda: self._connection.recv(_READ_SIZE))
+            if not received:
+                return self._take_pending()
+            assert data is not None  # received: recv() returned its bytes
+            self._pending.append(ApplicationData(data))
+
+    def _attempt(self, operation: Callable[[], T]) -> tuple[bool, T | None]:
+        """Run one OpenSSL operation; (False, None) when it needs more bytes or the
+        connection ended, with the ending recorded as an event."""
+        try:
+            return True, operation()
+        except SSL.WantReadError:
+            return False, None
+        except SSL.ZeroReturnError:  # close_notify
+            self._closed = True
+            self._pending.append(ConnectionClosed(clean=True))
+        except SSL.SysCallError:  # EOF on the transport (bio_shutdown)
+            self._closed = True
+            self._pending.append(ConnectionClosed(clean=False))
+        except SSL.Error as error:
+            self._failed = True
+            self._pending.append(TLSFailed(_describe(error)))
+        return False, None
+
+    def _take_pending(self) -> list[Event]:
+        events, self._pending = self._pending, []
+        return events
+
+    def _on_info(self, connection: SSL.Connection, where: int, ret: int) -> None:
+        # cffi swallows exceptions raised here, so nothing may escape.
+        try:
+            if where & SSL.SSL_CB_ALERT:
+                # ret: alert level in the high byte, description in the low byte.
+                fatal = (ret >> 8) == 2
+                if where & SSL.SSL_CB_READ:
+                    self._pending.append(AlertReceived(code=ret & 0xFF, fatal=fatal))
+                else:
+                    self._pending.append(AlertSent(code=ret & 0xFF, fatal=fatal))
+                return
+            state = connection.get_state_string().decode("ascii", "replace")
+            if state == _STATE_SESSION_TICKET:
+                # Every ticket is an event: a server may send several.
+                self._pending.append(SessionTicketReceived())
+            elif state not in self._seen_states:
+                self._seen_states.add(state)
+                if state == _STATE_SERVER_HELLO:
+                    self._pending.append(ServerHelloReceived())
+                elif state == _STATE_CERTIFICATE_REQUEST:
+                    self._pending.append(CertificateRequested())
+        except Exception:  # noqa: BLE001 - see above
+            pass
+
+
+def _describe(error: SSL.Error) -> str:
+    """``[('SSL routines', '', 'tlsv13 alert certificate required')]`` -> the reason text."""
+    parts = []
+    for entry in error.args[0] if error.args and isinstance(error.args[0], list) else []:
+        if isinstance(entry, tuple) and entry:
+            parts.append(str(entry[-1]))
+    return "; ".join(parts) or str(error) or error.__class__.__name__

@@ -1,0 +1,1 @@
+"""What a team already knows about its findings: a baseline and waivers."""
