@@ -4,62 +4,24 @@ A check is plain data plus a pure function: it names the probes it needs, and tu
 a target's observations into exactly one finding. It does no I/O and reads no clock
 (the scan time comes in ``Evidence.now``), so every check is tested with hand-built
 observations. Third-party checks register a ``Check`` under the entry-point group
-``mtls_audit.checks``.
+``mtls_audit.checks``; ``mtls_audit.checks`` exports everything a plugin needs.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mtls_audit.scanner.model.finding import Finding, ReproCommand
 from mtls_audit.scanner.model.observations import Presented, ProbeObservation, TLSVersion
+from mtls_audit.scanner.model.report import CheckInfo
+from mtls_audit.scanner.model.status import Severity, Status
 from mtls_audit.scanner.model.target import Target
 
 ENTRY_POINT_GROUP = "mtls_audit.checks"
-
-
-class Status(enum.StrEnum):
-    PASS = "pass"
-    WARN = "warn"
-    FAIL = "fail"
-    ERROR = "error"  # could not decide: never silently a pass
-    SKIP = "skip"
-
-    @property
-    def rank(self) -> int:
-        """Badness, for picking a target's overall status."""
-        return {"skip": 0, "pass": 1, "warn": 2, "error": 3, "fail": 4}[self.value]
-
-
-class Severity(enum.StrEnum):
-    INFO = "info"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-
-@dataclass(frozen=True)
-class Finding:
-    check: str
-    status: Status
-    severity: Severity
-    summary: str  # one line
-    remediation: str = ""
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "status": self.status.value,
-            "severity": self.severity.value,
-            "summary": self.summary,
-            "remediation": self.remediation,
-            "evidence": self.evidence,
-        }
 
 
 @dataclass(frozen=True)
@@ -71,18 +33,21 @@ class Evidence:
     now: datetime  # the scan's clock, timezone-aware UTC
 
     def probe(self, presented: Presented, version: TLSVersion) -> ProbeObservation | None:
-        for observation in self.observations:
-            if observation.spec.presented is presented and observation.spec.version is version:
-                return observation
-        return None
+        """The first attempt of a probe, or None when it did not run."""
+        return next(iter(self.attempts(presented, version)), None)
+
+    def attempts(self, presented: Presented, version: TLSVersion) -> list[ProbeObservation]:
+        """Every attempt of a probe (impostors are repeated: ``--rounds``), in order."""
+        found = [o for o in self.observations if o.spec.presented is presented and o.spec.version is version]
+        return sorted(found, key=lambda o: o.spec.attempt)
 
 
 class Needs(enum.StrEnum):
-    """Probe families a check can ask for. The engine runs the union of what the
-    enabled checks need: version probes first, then impostors on every version the
-    server accepted."""
+    """Impostor probe families a check can ask for. The engine always probes every
+    TLS version as the real identity (every check needs the server's certificate),
+    then runs the union of what the enabled checks need on every version the server
+    accepted."""
 
-    VERSIONS = "versions"  # one handshake per TLS version, as the valid identity
     NO_CERT = "no-cert"
     ROGUE_CA = "rogue-ca"
     SELF_SIGNED = "self-signed"
@@ -98,14 +63,24 @@ class Check:
     evaluate: Callable[[Evidence], Finding]
     mtls: bool = False  # judged on client authentication: skipped when the target expects none
 
-    def finding(self, status: Status, summary: str, remediation: str = "", /, **evidence: Any) -> Finding:
-        """This check's finding; the keyword arguments are its evidence.
+    def finding(
+        self,
+        status: Status,
+        summary: str,
+        remediation: str = "",
+        /,
+        *,
+        commands: Iterable[ReproCommand] = (),
+        **evidence: Any,
+    ) -> Finding:
+        """This check's finding; the other keyword arguments are its evidence.
 
         ``status``, ``summary`` and ``remediation`` are positional-only, so evidence
-        passed as ``**facts`` is never typed as (or bound to) the status or summary.
-        A ``remediation=`` keyword is still the remediation, as it always was, so
-        "remediation" is never an evidence key.
+        passed as ``**facts`` is never bound to them. ``commands`` repeat the verdict
+        by hand; every report shows them.
         """
-        if "remediation" in evidence:
-            remediation = evidence.pop("remediation")
-        return Finding(self.id, status, self.severity, summary, remediation, evidence)
+        return Finding(self.id, status, self.severity, summary, remediation, evidence, tuple(commands))
+
+    @property
+    def info(self) -> CheckInfo:
+        return CheckInfo(self.id, self.title, self.severity, self.description, self.mtls)

@@ -1,5 +1,5 @@
 """client-cert-required: a client without a certificate is blocked on every TLS
-version the server accepts."""
+version the server accepts, on every attempt."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 from mtls_audit.checks.base import Check, Evidence, Finding, Needs, Severity, Status
 from mtls_audit.checks.common import probe_entry, refused_baseline, unscannable, versions_in_play
-from mtls_audit.scanner.judge.verdicts import ClientAuth, classify_client_auth
+from mtls_audit.scanner.judge import ClientAuth, classify_client_auth, repro_command
+from mtls_audit.scanner.model.finding import ReproCommand
 from mtls_audit.scanner.model.observations import Presented
 
 REMEDIATION = (
@@ -21,35 +22,49 @@ def evaluate(evidence: Evidence) -> Finding:
     reason = unscannable(evidence) or refused_baseline(evidence)
     if reason:
         return CHECK.finding(Status.ERROR, reason)
-    per_version = []
+    target = evidence.target
+    per_version: list[dict[str, Any]] = []
+    commands: list[ReproCommand] = []
     failing, undecided = [], []
     for version in versions_in_play(evidence):
-        valid = evidence.probe(Presented.VALID, version)
-        no_cert = evidence.probe(Presented.NO_CERT, version)
-        auth = classify_client_auth(version, valid, no_cert, evidence.target.app_protocol)
-        entry: dict[str, Any] = {"version": version.value, "classification": auth.classification.value}
-        entry["certificate_request_seen"] = auth.certificate_request_seen
-        if no_cert is not None and auth.no_cert is not None:
-            entry.update(probe_entry(evidence, no_cert, auth.no_cert))
+        attempts = evidence.attempts(Presented.NO_CERT, version)
+        auth = classify_client_auth(version, evidence.probe(Presented.VALID, version), attempts, target.app_protocol)
+        entry: dict[str, Any] = {
+            "version": version.value,
+            "classification": auth.classification.value,
+            "certificate_request_seen": auth.certificate_request_seen,
+            "blocked_at": auth.blocked_at.value if auth.blocked_at else None,
+            "attempts": [probe_entry(o, v) for o, v in zip(attempts, auth.no_cert.verdicts, strict=True)],
+        }
         per_version.append(entry)
+        if attempts:
+            commands.append(repro_command(target, attempts[0].spec))
+        inconsistency = auth.no_cert.inconsistency
         if auth.classification in (ClientAuth.OPTIONAL, ClientAuth.NOT_REQUESTED):
-            failing.append(f"{version.value}: {auth.classification.value}")
+            failing.append(
+                f"{version.value}: {auth.classification.value}" + (f", {inconsistency}" if inconsistency else "")
+            )
         elif auth.classification is ClientAuth.UNKNOWN:
-            undecided.append(f"{version.value}: {auth.no_cert.reason if auth.no_cert else 'not probed'}")
+            deciding = auth.no_cert.deciding
+            undecided.append(f"{version.value}: {deciding.reason if deciding else 'not probed'}")
     if failing:
         return CHECK.finding(
             Status.FAIL,
             "a client without a certificate gets in (" + "; ".join(failing) + ")",
             REMEDIATION,
+            commands=commands,
             per_version=per_version,
         )
     if undecided:
-        return CHECK.finding(Status.ERROR, "undecided: " + "; ".join(undecided), REMEDIATION, per_version=per_version)
-    layers = sorted({entry["blocked_at"] for entry in per_version if entry.get("blocked_at")})
+        return CHECK.finding(
+            Status.ERROR, "undecided: " + "; ".join(undecided), REMEDIATION, commands=commands, per_version=per_version
+        )
+    layers = sorted({entry["blocked_at"] for entry in per_version if entry["blocked_at"]})
     return CHECK.finding(
         Status.PASS,
         f"a client without a certificate is blocked on {', '.join(e['version'] for e in per_version)}"
         f" (at {', '.join(layers)})",
+        commands=commands,
         per_version=per_version,
     )
 
@@ -58,7 +73,7 @@ CHECK = Check(
     id="client-cert-required",
     title="Client certificate required",
     severity=Severity.CRITICAL,
-    needs=frozenset({Needs.VERSIONS, Needs.NO_CERT}),
+    needs=frozenset({Needs.NO_CERT}),
     description="a client without a certificate is blocked on every TLS version the server accepts",
     evaluate=evaluate,
     mtls=True,

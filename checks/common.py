@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography import x509
+
 from mtls_audit.checks.base import Evidence
-from mtls_audit.scanner.judge.verdicts import Outcome, ProbeVerdict, accepted_versions, judge, openssl_command
+from mtls_audit.scanner.judge import Outcome, ProbeVerdict, accepted_versions, judge
 from mtls_audit.scanner.model.certificates import issuer_text, subject_text
 from mtls_audit.scanner.model.observations import Presented, ProbeObservation, TLSVersion
 
 
-def probe_entry(evidence: Evidence, observation: ProbeObservation, verdict: ProbeVerdict) -> dict[str, Any]:
+def probe_entry(observation: ProbeObservation, verdict: ProbeVerdict) -> dict[str, Any]:
     """One probe's facts as they appear in a finding's evidence."""
     o = observation
     return {
         "probe": o.spec.id,
         "presented": o.spec.presented.value,
+        "attempt": o.spec.attempt,
         "tls_version": o.negotiated_version or o.spec.version.value,
         "outcome": verdict.outcome.value,
         "blocked_at": verdict.layer.value if verdict.outcome is Outcome.BLOCKED and verdict.layer else None,
@@ -24,7 +27,6 @@ def probe_entry(evidence: Evidence, observation: ProbeObservation, verdict: Prob
         "alert": o.alert_received.to_dict() if o.alert_received else None,
         "after_handshake": o.after_handshake.value,
         "http_status": o.http.status if o.http else None,
-        "openssl_command": openssl_command(evidence.target, o.spec.presented, o.spec.version),
     }
 
 
@@ -35,8 +37,8 @@ def versions_in_play(evidence: Evidence) -> list[TLSVersion]:
 def refused_baseline(evidence: Evidence) -> str | None:
     """Why our own identity's verdicts cannot be trusted, or None.
 
-    If the server refuses the legitimate client, "the impostor was blocked" proves
-    nothing: the server may be refusing everyone.
+    If the legitimate client does not get in, "the impostor was blocked" proves
+    nothing: the server may be refusing everyone, or nothing was decided at all.
     """
     if evidence.target.identity is None:
         return None
@@ -45,8 +47,8 @@ def refused_baseline(evidence: Evidence) -> str | None:
         if valid is None:
             continue
         verdict = judge(valid, evidence.target.app_protocol)
-        if verdict.outcome in (Outcome.BLOCKED, Outcome.ERROR):
-            return f"our own identity was refused on {version.value}: {verdict.reason}"
+        if verdict.outcome is not Outcome.ACCEPTED:
+            return f"our own identity was not let in on {version.value} ({verdict.outcome.value}: {verdict.reason})"
     return None
 
 
@@ -56,17 +58,16 @@ def unscannable(evidence: Evidence) -> str | None:
         return None
     if not evidence.observations:
         return "no probes ran"
-    first = evidence.observations[-1]
-    verdict = judge(first, evidence.target.app_protocol)
+    last = evidence.observations[-1]
+    verdict = judge(last, evidence.target.app_protocol)
     return f"no TLS version could be negotiated ({verdict.reason})"
 
 
-def presented_chain(evidence: Evidence) -> list:
+def presented_chain(evidence: Evidence) -> list[x509.Certificate]:
     """The certificates the server sent, leaf first: from our own identity's probe
     on the newest version when there is one, else from any probe that got them."""
-    from cryptography import x509
 
-    def newest_first(o: ProbeObservation) -> tuple[int, int]:
+    def newest_first(o: ProbeObservation) -> tuple[bool, int]:
         return (o.spec.presented is Presented.VALID, o.spec.version.rank)
 
     for observation in sorted(evidence.observations, key=newest_first, reverse=True):
@@ -75,7 +76,7 @@ def presented_chain(evidence: Evidence) -> list:
     return []
 
 
-def describe_certificate(certificate) -> dict[str, Any]:
+def describe_certificate(certificate: x509.Certificate) -> dict[str, Any]:
     return {
         "subject": subject_text(certificate),
         "issuer": issuer_text(certificate),

@@ -6,8 +6,9 @@ valid fails."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from mtls_audit.checks.base import Check, Evidence, Finding, Needs, Severity, Status
+from mtls_audit.checks.base import Check, Evidence, Finding, Severity, Status
 from mtls_audit.checks.common import presented_chain, unscannable
 from mtls_audit.scanner.model.certificates import subject_text
 
@@ -26,7 +27,9 @@ def evaluate(evidence: Evidence) -> Finding:
     involved += [("trust anchor", c) for c in target.trust_anchors]
 
     horizon = timedelta(days=target.expiry_warning_days)
-    certificates, expired, expiring = [], [], []
+    certificates: list[dict[str, Any]] = []
+    expired: list[str] = []
+    expiring: list[str] = []
     for role, certificate in involved:
         not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
         left = not_after - evidence.now
@@ -46,7 +49,7 @@ def evaluate(evidence: Evidence) -> Finding:
             expired.append(f"{label} expired on {not_after.date()}")
         elif left < horizon:
             expiring.append(f"{label} expires in {left.total_seconds() / 86400:.0f} days ({not_after.date()})")
-    facts = {"warning_days": target.expiry_warning_days, "certificates": certificates}
+    facts: dict[str, Any] = {"warning_days": target.expiry_warning_days, "certificates": certificates}
     if expired:
         return CHECK.finding(Status.FAIL, "; ".join(expired), REMEDIATION, **facts)
     if reason:
@@ -66,7 +69,7 @@ CHECK = Check(
     id="expiry-soon",
     title="Certificates not expiring soon",
     severity=Severity.HIGH,
-    needs=frozenset({Needs.VERSIONS}),
+    needs=frozenset(),
     description=(
         "the server leaf, every presented cert, the scanner's own identity and the trust anchors "
         "are valid beyond the warning horizon (warn inside it, fail when expired or not yet valid)"

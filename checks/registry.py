@@ -7,6 +7,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from mtls_audit.checks.base import ENTRY_POINT_GROUP, Check
+from mtls_audit.scanner.model.errors import UserError
 
 BUILTIN_ORDER = (
     "client-cert-required",
@@ -18,7 +19,7 @@ BUILTIN_ORDER = (
 )
 
 
-class RegistryError(Exception):
+class RegistryError(UserError):
     """A registered check cannot be loaded or clashes with another."""
 
 

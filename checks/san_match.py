@@ -5,11 +5,12 @@ client ignore the CN."""
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import service_identity
 from service_identity.cryptography import verify_certificate_hostname, verify_certificate_ip_address
 
-from mtls_audit.checks.base import Check, Evidence, Finding, Needs, Severity, Status
+from mtls_audit.checks.base import Check, Evidence, Finding, Severity, Status
 from mtls_audit.checks.common import presented_chain, unscannable
 from mtls_audit.scanner.model.certificates import alternative_names, subject_text
 
@@ -29,7 +30,7 @@ def evaluate(evidence: Evidence) -> Finding:
     leaf = chain[0]
     expected = evidence.target.server_name
     names = alternative_names(leaf)
-    facts = {"expected": expected, "subject": subject_text(leaf), "subject_alternative_names": names}
+    facts: dict[str, Any] = {"expected": expected, "subject": subject_text(leaf), "subject_alternative_names": names}
     try:
         try:
             address = ipaddress.ip_address(expected)
@@ -53,7 +54,7 @@ CHECK = Check(
     id="san-match",
     title="SAN matches the server name",
     severity=Severity.HIGH,
-    needs=frozenset({Needs.VERSIONS}),
+    needs=frozenset(),
     description="the server certificate's SAN matches the expected name (DNS or IP; a CN-only cert fails)",
     evaluate=evaluate,
 )

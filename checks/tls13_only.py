@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from mtls_audit.checks.base import Check, Evidence, Finding, Needs, Severity, Status
+from mtls_audit.checks.base import Check, Evidence, Finding, Severity, Status
 from mtls_audit.checks.common import unscannable
-from mtls_audit.scanner.judge.verdicts import VersionSupport, openssl_command, version_support
+from mtls_audit.scanner.judge import VersionSupport, repro_command, version_support
 from mtls_audit.scanner.model.observations import Presented, TLSVersion
 
 REMEDIATION = (
@@ -19,21 +19,15 @@ def evaluate(evidence: Evidence) -> Finding:
     if reason:
         return CHECK.finding(Status.ERROR, reason)
     minimum = evidence.target.min_tls_version
-    versions, too_old, undecided = [], [], []
+    versions, commands, too_old, undecided = [], [], [], []
     for version in TLSVersion:
         observation = evidence.probe(Presented.VALID, version) or evidence.probe(Presented.NO_CERT, version)
         if observation is None:
             undecided.append(f"{version.value}: not probed")
             continue
         support, why = version_support(observation)
-        versions.append(
-            {
-                "version": version.value,
-                "support": support.value,
-                "reason": why,
-                "openssl_command": openssl_command(evidence.target, observation.spec.presented, version),
-            }
-        )
+        versions.append({"version": version.value, "support": support.value, "reason": why})
+        commands.append(repro_command(evidence.target, observation.spec))
         if version.rank >= minimum.rank:
             continue
         if support is VersionSupport.ACCEPTED:
@@ -45,15 +39,25 @@ def evaluate(evidence: Evidence) -> Finding:
             Status.FAIL,
             f"accepts {', '.join(too_old)} (policy minimum {minimum.value})",
             REMEDIATION,
+            commands=commands,
             minimum=minimum.value,
             versions=versions,
         )
     if undecided:
         return CHECK.finding(
-            Status.ERROR, "undecided: " + "; ".join(undecided), REMEDIATION, minimum=minimum.value, versions=versions
+            Status.ERROR,
+            "undecided: " + "; ".join(undecided),
+            REMEDIATION,
+            commands=commands,
+            minimum=minimum.value,
+            versions=versions,
         )
     return CHECK.finding(
-        Status.PASS, f"refuses every version below {minimum.value}", minimum=minimum.value, versions=versions
+        Status.PASS,
+        f"refuses every version below {minimum.value}",
+        commands=commands,
+        minimum=minimum.value,
+        versions=versions,
     )
 
 
@@ -61,7 +65,7 @@ CHECK = Check(
     id="tls13-only",
     title="TLS 1.3 only",
     severity=Severity.MEDIUM,
-    needs=frozenset({Needs.VERSIONS}),
+    needs=frozenset(),
     description="the server refuses TLS 1.0, 1.1 and 1.2 (or whatever is below the target's min_tls_version)",
     evaluate=evaluate,
 )

@@ -28,8 +28,7 @@ from mtls_audit.scanner.model.observations import (
     ProbeSpec,
     TLSVersion,
 )
-from mtls_audit.scanner.model.target import AppProtocol, ClientIdentity, Target
-from mtls_audit.scanner.tls.client import ClientCredential
+from mtls_audit.scanner.model.target import AppProtocol, ClientCredential, ClientIdentity, Target
 
 # The scan clock every test uses; the PKI below is dated relative to it.
 NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
@@ -180,8 +179,8 @@ def evidence(target: Target, *observations: ProbeObservation, now: datetime.date
 # -- observations -------------------------------------------------------------------
 
 
-def spec(presented: Presented, version: TLSVersion) -> ProbeSpec:
-    return ProbeSpec(presented, version)
+def spec(presented: Presented, version: TLSVersion, attempt: int = 1) -> ProbeSpec:
+    return ProbeSpec(presented, version, attempt)
 
 
 V13 = TLSVersion.TLS1_3
@@ -303,6 +302,7 @@ def blocked_in_handshake(
         negotiated_version=s.version.value,
         certificate_request_seen=certificate_request,
         client_ca_names=CLIENT_CA_NAMES if certificate_request else (),
+        certificate_sent=certificate_request,
         alert_received=Alert(code, Phase.HANDSHAKE, 1.9),
         tls_error="sslv3 alert handshake failure" if code == 40 else f"alert {code}",
         peer_chain_der=chain,
@@ -321,6 +321,41 @@ def client_aborted(s: ProbeSpec, code: int = 47) -> ProbeObservation:
         alert_sent=Alert(code, Phase.HANDSHAKE, 1.2),
         tls_error="illegal parameter",
         total_ms=1.4,
+    )
+
+
+def closed_in_handshake(
+    s: ProbeSpec, *, certificate_sent: bool = True, chain: tuple[bytes, ...] = FULL_CHAIN
+) -> ProbeObservation:
+    """Node.js `https` with rejectUnauthorized on TLS 1.2, untrusted certificate:
+    ServerHello, CertificateRequest, our Certificate flight, then the server closes
+    the TCP connection without an alert (OpenSSL: "unexpected eof while reading")."""
+    return _base(
+        s,
+        connected=True,
+        connect_ms=0.3,
+        server_hello_seen=True,
+        negotiated_version=s.version.value,
+        certificate_request_seen=True,
+        client_ca_names=CLIENT_CA_NAMES,
+        certificate_sent=certificate_sent,
+        tls_error="unexpected eof while reading",
+        closed_by_server=Phase.HANDSHAKE,
+        peer_chain_der=chain,
+        total_ms=2.0,
+    )
+
+
+def closed_before_server_hello(s: ProbeSpec) -> ProbeObservation:
+    """A listener that has gone away (or a proxy with no backend): TCP connects, then
+    the connection is reset before any TLS byte comes back."""
+    return _base(
+        s,
+        connected=True,
+        connect_ms=0.3,
+        tls_error="unexpected eof while reading",
+        closed_by_server=Phase.HANDSHAKE,
+        total_ms=0.8,
     )
 
 
@@ -362,7 +397,38 @@ def blocked_post_handshake(
 
 def eof_after_handshake(s: ProbeSpec, *, chain: tuple[bytes, ...] = FULL_CHAIN) -> ProbeObservation:
     """TLS 1.3 handshake completed, then the server closed the connection."""
-    return _completed(s, chain, True, after_handshake=AfterHandshake.EOF, total_ms=2.1)
+    return _completed(
+        s, chain, True, after_handshake=AfterHandshake.EOF, closed_by_server=Phase.POST_HANDSHAKE, total_ms=2.1
+    )
+
+
+def session_broken(s: ProbeSpec, code: int = 20, *, chain: tuple[bytes, ...] = FULL_CHAIN) -> ProbeObservation:
+    """TLS 1.3 handshake completed, then the server reports a broken session (alert 20
+    bad_record_mac, 50 decode_error...): what a client that mishandles post-handshake
+    records (KeyUpdate) sees. Not a refusal."""
+    return _completed(
+        s,
+        chain,
+        True,
+        alert_received=Alert(code, Phase.POST_HANDSHAKE, 2.02),
+        after_handshake=AfterHandshake.ALERT,
+        tls_error="sslv3 alert bad record mac" if code == 20 else f"alert {code}",
+        total_ms=2.3,
+    )
+
+
+def our_session_broke(s: ProbeSpec, code: int = 50, *, chain: tuple[bytes, ...] = FULL_CHAIN) -> ProbeObservation:
+    """TLS 1.3 handshake completed, then our own client failed on what came next and
+    sent alert 50 decode_error; the server answered nothing or closed."""
+    return _completed(
+        s,
+        chain,
+        True,
+        alert_sent=Alert(code, Phase.POST_HANDSHAKE, 1.9),
+        after_handshake=AfterHandshake.TIMEOUT,
+        tls_error="decode error",
+        total_ms=2.0,
+    )
 
 
 def accepted_with_ticket(
@@ -398,7 +464,8 @@ def no_verdict_after_handshake(
     sent no ticket, alert or EOF. ``http_error`` adds an HTTP exchange that read no
     status (e.g. "connection closed without an HTTP response")."""
     http = _http(None, error=http_error) if http_error else None
-    return _completed(s, chain, True, after_handshake=AfterHandshake.TIMEOUT, http=http)
+    closed = Phase.HTTP if http_error == "connection closed without an HTTP response" else None
+    return _completed(s, chain, True, after_handshake=AfterHandshake.TIMEOUT, http=http, closed_by_server=closed)
 
 
 def tls12_accepted(

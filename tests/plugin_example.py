@@ -1,6 +1,11 @@
-"""A third-party check, as a plugin package would ship it (used by test_registry)."""
+"""A third-party check, as a plugin package would ship it.
 
-from mtls_audit.checks.base import Check, Evidence, Finding, Needs, Severity, Status
+It imports only the plugin API, ``mtls_audit.checks`` (its ``__all__``), never the
+scanner's internals. test_registry installs a copy of this file with a ``dist-info``
+entry point, the way pip leaves a plugin wheel, and checks the registry finds it.
+"""
+
+from mtls_audit.checks import Check, Evidence, Finding, Severity, Status
 
 
 def evaluate(evidence: Evidence) -> Finding:
@@ -14,7 +19,7 @@ CHECK = Check(
     id="example-session-tickets",
     title="Session tickets issued",
     severity=Severity.LOW,
-    needs=frozenset({Needs.VERSIONS}),
+    needs=frozenset(),
     description="the server issues TLS session tickets",
     evaluate=evaluate,
 )

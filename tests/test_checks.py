@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from observation_builders import (
     DAY,
@@ -16,12 +18,15 @@ from observation_builders import (
     accepted_with_ticket,
     blocked_in_handshake,
     blocked_post_handshake,
+    closed_in_handshake,
     der,
+    eof_after_handshake,
     evidence,
     identity,
     make_target,
     no_verdict_after_handshake,
     openssl_cannot_offer,
+    session_broken,
     spec,
     strict_tls13_server,
     timed_out,
@@ -124,9 +129,11 @@ class TestClientCertRequired:
         assert entry["version"] == "TLSv1.3"
         assert entry["classification"] == "required"
         assert entry["blocked_at"] == "tls-post-handshake"
-        assert entry["alert"]["code"] == 116
-        assert "-tls1_3" in entry["openssl_command"]
-        assert "-cert" not in entry["openssl_command"].split()
+        assert entry["attempts"][0]["alert"]["code"] == 116
+        [command] = finding.commands
+        assert command.label == "no-cert@tls1.3"
+        assert "-tls1_3" in command.command
+        assert "-cert" not in command.command.split()
 
     def test_pass_on_every_version_with_both_layers(self):
         finding = run(self.check, dual_stack_server())
@@ -141,7 +148,7 @@ class TestClientCertRequired:
         observations = swap(strict_tls13_server(), accepted_with_ticket(spec(NO_CERT, V13), 400))
         finding = run(self.check, observations)
         assert finding.status is Status.PASS
-        assert finding.evidence["per_version"][0]["http_status"] == 400
+        assert finding.evidence["per_version"][0]["attempts"][0]["http_status"] == 400
         assert finding.evidence["per_version"][0]["blocked_at"] == "http"
 
     def test_fail_when_optional(self):
@@ -150,7 +157,7 @@ class TestClientCertRequired:
         assert finding.status is Status.FAIL
         assert "TLSv1.3: optional" in finding.summary
         assert finding.remediation
-        assert finding.evidence["per_version"][0]["outcome"] == "accepted"
+        assert finding.evidence["per_version"][0]["attempts"][0]["outcome"] == "accepted"
 
     def test_fail_when_not_requested(self):
         observations = swap(
@@ -183,7 +190,7 @@ class TestClientCertRequired:
         finding = run(self.check, observations, app_protocol=AppProtocol.NONE)
         assert finding.status is Status.ERROR
         assert "undecided" in finding.summary
-        assert finding.evidence["per_version"][0]["outcome"] == "unknown"
+        assert finding.evidence["per_version"][0]["attempts"][0]["outcome"] == "unknown"
 
     def test_error_when_no_cert_probe_timed_out(self):
         observations = swap(strict_tls13_server(), timed_out(spec(NO_CERT, V13), Phase.HANDSHAKE))
@@ -222,7 +229,9 @@ class TestWrongCaRejected:
         probes = {p["probe"]: p for p in finding.evidence["probes"]}
         assert set(probes) == {"rogue-ca@tls1.3", "self-signed@tls1.3"}
         assert all(p["outcome"] == "blocked" for p in probes.values())
-        assert probes["rogue-ca@tls1.3"]["openssl_command"].count("rogue-client.pem") == 1
+        commands = {c.label: c.command for c in finding.commands}
+        assert set(commands) == {"rogue-ca@tls1.3", "self-signed@tls1.3"}
+        assert commands["rogue-ca@tls1.3"].count("rogue-client.pem") == 1
         assert "tls-post-handshake" in finding.summary
 
     def test_pass_on_both_versions(self):
@@ -264,12 +273,112 @@ class TestWrongCaRejected:
         observations = swap(strict_tls13_server(), timed_out(spec(SELF, V13), Phase.HANDSHAKE))
         finding = run(self.check, observations)
         assert finding.status is Status.ERROR
-        assert "self-signed on TLSv1.3" in finding.summary
+        assert "self-signed@tls1.3" in finding.summary
 
     def test_error_when_an_impostor_was_not_probed(self):
         finding = run(self.check, without(strict_tls13_server(), ROGUE, V13))
         assert finding.status is Status.ERROR
-        assert "rogue-ca@TLSv1.3: not probed" in finding.summary
+        assert "rogue-ca@tls1.3: not probed" in finding.summary
+
+
+class TestOwnIdentityGuard:
+    """Impostor verdicts prove something only while our own identity gets in."""
+
+    @pytest.mark.parametrize("check", [client_cert_required.CHECK, wrong_ca_rejected.CHECK], ids=lambda c: c.id)
+    def test_undecided_own_identity_trips_the_guard(self, check):
+        """The legitimate identity's HTTP request timed out: undecided, so the
+        impostors' refusals cannot pass."""
+        valid = no_verdict_after_handshake(spec(VALID, V13), http_error="no HTTP response within 5s")
+        finding = run(check, swap(strict_tls13_server(), valid))
+        assert finding.status is Status.ERROR
+        assert "our own identity was not let in on TLSv1.3 (unknown" in finding.summary
+
+    @pytest.mark.parametrize("check", [client_cert_required.CHECK, wrong_ca_rejected.CHECK], ids=lambda c: c.id)
+    def test_own_identity_with_a_broken_session_trips_the_guard(self, check):
+        finding = run(check, swap(strict_tls13_server(), session_broken(spec(VALID, V13))))
+        assert finding.status is Status.ERROR
+        assert "our own identity was not let in" in finding.summary
+
+
+class TestNoRefusalWithoutACertificateRequest:
+    """Scanned without an identity, a server that never asks for a certificate and
+    refuses everyone proves nothing about its trust store."""
+
+    @staticmethod
+    def server(refusal) -> list[ProbeObservation]:
+        no_ask = {"certificate_request": False}
+        return [
+            version_refused(spec(NO_CERT, V10)),
+            version_refused(spec(NO_CERT, V11)),
+            version_refused(spec(NO_CERT, V12)),
+            accepted_with_ticket(spec(NO_CERT, V13), 400, **no_ask),
+            refusal(spec(ROGUE, V13)),
+            refusal(spec(SELF, V13)),
+        ]
+
+    def test_400_to_everyone_is_not_a_rejected_impostor(self):
+        refusal = lambda s: accepted_with_ticket(s, 400, certificate_request=False)  # noqa: E731
+        finding = run(wrong_ca_rejected.CHECK, self.server(refusal), identity_=None)
+        assert finding.status is Status.ERROR
+        assert "never asked for a certificate" in finding.summary
+
+    def test_closing_every_connection_is_not_a_rejected_impostor(self):
+        def refusal(s):
+            return replace(eof_after_handshake(s), certificate_request_seen=False, client_ca_names=())
+
+        finding = run(wrong_ca_rejected.CHECK, self.server(refusal), identity_=None)
+        assert finding.status is Status.ERROR
+        assert "never asked for a certificate" in finding.summary
+
+
+class TestCloseWithoutAnAlert:
+    def test_close_after_an_untrusted_certificate_on_tls12_is_a_rejection(self):
+        """Node.js `https` with rejectUnauthorized closes right after an untrusted
+        client certificate on TLS 1.2, with no alert."""
+        observations = dual_stack_server()
+        observations = swap(observations, closed_in_handshake(spec(ROGUE, V12)))
+        observations = swap(observations, closed_in_handshake(spec(SELF, V12)))
+        finding = run(wrong_ca_rejected.CHECK, observations)
+        assert finding.status is Status.PASS, finding.summary
+        assert "tls-handshake" in finding.summary
+
+
+class TestRounds:
+    """Behind a load balancer whose backends disagree, one attempt per probe sees one
+    backend; any attempt that gets in fails, and every attempt is in the evidence."""
+
+    def test_one_no_cert_attempt_in_fails_as_inconsistent(self):
+        observations = strict_tls13_server() + [accepted_with_ticket(spec(NO_CERT, V13, 2), 200)]
+        finding = run(client_cert_required.CHECK, observations)
+        assert finding.status is Status.FAIL
+        assert "inconsistent: 1 of 2 attempts got in" in finding.summary
+        attempts = finding.evidence["per_version"][0]["attempts"]
+        assert [(a["probe"], a["outcome"]) for a in attempts] == [
+            ("no-cert@tls1.3", "blocked"),
+            ("no-cert@tls1.3#2", "accepted"),
+        ]
+
+    def test_one_impostor_attempt_in_fails_as_inconsistent(self):
+        observations = strict_tls13_server() + [
+            blocked_post_handshake(spec(SELF, V13, 2), 48),
+            accepted_with_ticket(spec(ROGUE, V13, 2), 200),
+        ]
+        finding = run(wrong_ca_rejected.CHECK, observations)
+        assert finding.status is Status.FAIL
+        assert "rogue-ca on TLSv1.3" in finding.summary
+        assert "inconsistent: 1 of 2 attempts got in" in finding.summary
+        probes = [(p["probe"], p["outcome"]) for p in finding.evidence["probes"]]
+        assert ("rogue-ca@tls1.3#2", "accepted") in probes and ("rogue-ca@tls1.3", "blocked") in probes
+        assert len(probes) == 4
+
+    def test_every_attempt_blocked_passes(self):
+        observations = strict_tls13_server() + [
+            blocked_post_handshake(spec(NO_CERT, V13, 2), 116),
+            blocked_post_handshake(spec(ROGUE, V13, 2), 48),
+            blocked_post_handshake(spec(SELF, V13, 2), 48),
+        ]
+        assert run(client_cert_required.CHECK, observations).status is Status.PASS
+        assert run(wrong_ca_rejected.CHECK, observations).status is Status.PASS
 
 
 # -- tls13-only --------------------------------------------------------------------
@@ -284,9 +393,9 @@ class TestTls13Only:
         assert finding.evidence["minimum"] == "TLSv1.3"
         support = {v["version"]: v["support"] for v in finding.evidence["versions"]}
         assert support == {"TLSv1": "refused", "TLSv1.1": "refused", "TLSv1.2": "refused", "TLSv1.3": "accepted"}
-        commands = {v["version"]: v["openssl_command"] for v in finding.evidence["versions"]}
-        assert "-tls1_2" in commands["TLSv1.2"]
-        assert "-tls1_3" in commands["TLSv1.3"]
+        commands = {c.label: c.command for c in finding.commands}
+        assert "-tls1_2" in commands["valid@tls1.2"]
+        assert "-tls1_3" in commands["valid@tls1.3"]
 
     def test_fail_when_tls12_is_accepted(self):
         finding = run(self.check, dual_stack_server())

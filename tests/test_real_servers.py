@@ -1,7 +1,7 @@
 """Verdicts against real server software, each configuration with the verdict
 expected for all six checks written out here.
 
-How they say no (DESIGN.md): nginx completes the handshake and answers 400;
+How they say no (README, "How a server says no"): nginx completes the handshake and answers 400;
 HAProxy and `openssl s_server` reject in the handshake on TLS 1.2 and with an
 alert right after it on TLS 1.3.
 """
@@ -18,7 +18,9 @@ from real_servers import SERVER_NAME, ServerPKI, ServerProcess, free_port, hapro
 from mtls_audit.checks.registry import load_checks
 from mtls_audit.scanner.engine.engine import ScanOptions, scan
 from mtls_audit.scanner.engine.results import TargetResult
-from mtls_audit.scanner.inventory.loader import target_from_command_line
+from mtls_audit.scanner.inventory import target_from_command_line
+from mtls_audit.scanner.judge import openssl_command
+from mtls_audit.scanner.model.observations import Presented, TLSVersion
 from mtls_audit.scanner.model.target import AppProtocol
 from mtls_audit.scanner.probe.prober import Timeouts
 
@@ -116,11 +118,11 @@ def scan_one(pki: ServerPKI, port: int, app_protocol: AppProtocol = AppProtocol.
 
 
 def statuses(result: TargetResult) -> dict[str, str]:
-    return {f.check: f.status.value for f in result.findings}
+    return {f.check: f.status.value for f in result.report.findings}
 
 
 def finding(result: TargetResult, check_id: str):
-    return next(f for f in result.findings if f.check == check_id)
+    return next(f for f in result.report.findings if f.check == check_id)
 
 
 @pytest.mark.parametrize("name", list(CONFIGURATIONS))
@@ -132,7 +134,7 @@ def test_real_server_verdicts(name: str, pki: ServerPKI, tmp_path: Path):
     finally:
         server.stop()
     got = statuses(result)
-    summaries = {f.check: f.summary for f in result.findings}
+    summaries = {f.check: f.summary for f in result.report.findings}
     assert got == expected, summaries
 
 
@@ -143,8 +145,8 @@ def test_nginx_says_no_at_the_http_layer_with_400(pki: ServerPKI, tmp_path: Path
     finally:
         server.stop()
     entry = finding(result, "client-cert-required").evidence["per_version"][0]
-    assert entry["blocked_at"] == "http" and entry["http_status"] == 400
-    assert entry["certificate_request_seen"] is True
+    assert entry["blocked_at"] == "http" and entry["certificate_request_seen"] is True
+    assert [attempt["http_status"] for attempt in entry["attempts"]] == [400, 400]
     probes = finding(result, "wrong-ca-rejected").evidence["probes"]
     assert {p["presented"] for p in probes} == {"rogue-ca", "self-signed"}
     assert all(p["blocked_at"] == "http" and p["http_status"] == 400 for p in probes)
@@ -156,13 +158,13 @@ def test_haproxy_rejects_in_the_handshake_on_12_and_after_it_on_13(pki: ServerPK
         result = scan_one(pki, server.port)
     finally:
         server.stop()
-    by_version = {entry.version.value: entry for entry in result.client_auth}
-    assert by_version["TLSv1.2"].classification.value == "required"
-    assert by_version["TLSv1.2"].blocked_at.value == "tls-handshake"
-    assert by_version["TLSv1.3"].blocked_at.value == "tls-post-handshake"
+    by_version = {entry.version: entry for entry in result.report.client_auth}
+    assert by_version["TLSv1.2"].classification == "required"
+    assert by_version["TLSv1.2"].blocked_at == "tls-handshake"
+    assert by_version["TLSv1.3"].blocked_at == "tls-post-handshake"
     per_version = finding(result, "client-cert-required").evidence["per_version"]
-    alerts = {e["version"]: e["alert"]["name"] for e in per_version}
-    assert alerts["TLSv1.3"] == "certificate_required"
+    alerts = {e["version"]: {a["alert"]["name"] for a in e["attempts"]} for e in per_version}
+    assert alerts["TLSv1.3"] == {"certificate_required"}
 
 
 def test_ticketless_server_is_decided_by_http_and_unknown_without_it(pki: ServerPKI, tmp_path: Path):
@@ -177,12 +179,13 @@ def test_ticketless_server_is_decided_by_http_and_unknown_without_it(pki: Server
         server.stop()
     decided = finding(with_http, "client-cert-required")
     assert decided.status.value == "fail"
-    assert decided.evidence["per_version"][0]["after_handshake"] == "timeout"
-    assert decided.evidence["per_version"][0]["http_status"] == 200
+    attempt = decided.evidence["per_version"][0]["attempts"][0]
+    assert attempt["after_handshake"] == "timeout"
+    assert attempt["http_status"] == 200
     undecided = finding(without_http, "client-cert-required")
     assert undecided.status.value == "error"
     assert "probe: none" in undecided.summary
-    assert without_http.client_auth[0].classification.value == "unknown"
+    assert without_http.report.client_auth[0].classification == "unknown"
 
 
 def test_own_identity_refused_is_an_error_not_a_pass(pki: ServerPKI, tmp_path: Path):
@@ -195,7 +198,7 @@ def test_own_identity_refused_is_an_error_not_a_pass(pki: ServerPKI, tmp_path: P
         server.stop()
     for check_id in ("client-cert-required", "wrong-ca-rejected"):
         assert finding(result, check_id).status.value == "error"
-        assert "our own identity was refused" in finding(result, check_id).summary
+        assert "our own identity was not let in" in finding(result, check_id).summary
 
 
 def _run_shell(command: str, cwd: Path) -> str:
@@ -217,17 +220,13 @@ def test_evidence_command_reproduces_the_verdict_by_hand(
     server = start(kind, options, pki, tmp_path)
     try:
         result = scan_one(pki, server.port)
-        evidence = finding(
+        checked = finding(
             result, "wrong-ca-rejected" if presented in ("rogue-ca", "self-signed") else "client-cert-required"
-        ).evidence
+        )
         if presented == "valid":
-            from mtls_audit.scanner.judge.verdicts import openssl_command
-            from mtls_audit.scanner.model.observations import Presented, TLSVersion
-
             command = openssl_command(result.target, Presented.VALID, TLSVersion.TLS1_3)
         else:
-            entries = evidence.get("probes") or evidence["per_version"]
-            command = next(e["openssl_command"] for e in entries if e["presented"] == presented)
+            command = next(c.command for c in checked.commands if c.label.startswith(f"{presented}@"))
         # The impostor commands name placeholder files; the test PKI wrote them here.
         output = _run_shell(command, cwd=pki.directory)
     finally:

@@ -1,4 +1,4 @@
-"""mtls_audit.scanner.judge.verdicts: reading observations as accepted / blocked / unknown / error,
+"""mtls_audit.scanner.judge: reading observations as accepted / blocked / unknown / error,
 version support, client-auth classification, and the reproducible openssl lines."""
 
 from __future__ import annotations
@@ -21,19 +21,24 @@ from observation_builders import (
     blocked_in_handshake,
     blocked_post_handshake,
     client_aborted,
+    closed_before_server_hello,
+    closed_in_handshake,
     eof_after_handshake,
     identity,
     make_target,
     no_verdict_after_handshake,
     openssl_cannot_offer,
+    our_session_broke,
     refused_connection,
+    session_broken,
     spec,
     timed_out,
     tls12_accepted,
     version_refused,
 )
 
-from mtls_audit.scanner.judge.verdicts import (
+from mtls_audit.scanner.judge import (
+    REJECTION_ALERTS,
     ClientAuth,
     Layer,
     Outcome,
@@ -53,6 +58,7 @@ NO_CERT_13 = spec(Presented.NO_CERT, V13)
 NO_CERT_12 = spec(Presented.NO_CERT, V12)
 VALID_13 = spec(Presented.VALID, V13)
 VALID_12 = spec(Presented.VALID, V12)
+ROGUE_12 = spec(Presented.ROGUE_CA, V12)
 
 
 # -- judge ---------------------------------------------------------------------------
@@ -96,12 +102,41 @@ class TestJudgeTLS:
         assert verdict.layer is Layer.TLS_HANDSHAKE
         assert "40 handshake_failure" in verdict.reason
 
-    def test_server_closing_in_the_handshake_blocks(self):
-        o = replace(blocked_in_handshake(NO_CERT_12), alert_received=None, tls_error=None)
-        verdict = judge(o, HTTP)
+    def test_close_right_after_our_certificate_blocks_where_our_identity_completes(self):
+        """Node.js with rejectUnauthorized on TLS 1.2 closes without an alert right
+        after an untrusted certificate; our own identity completes the same handshake."""
+        verdict = judge(closed_in_handshake(ROGUE_12), HTTP, reference=tls12_accepted(VALID_12))
         assert verdict.outcome is Outcome.BLOCKED
         assert verdict.layer is Layer.TLS_HANDSHAKE
-        assert "closed by the server" in verdict.reason
+        assert "without an alert right after our Certificate" in verdict.reason
+
+    def test_close_in_the_handshake_without_a_yardstick_is_unknown(self):
+        assert judge(closed_in_handshake(ROGUE_12), HTTP).outcome is Outcome.UNKNOWN
+        refused = blocked_in_handshake(VALID_12, 42)
+        assert judge(closed_in_handshake(ROGUE_12), HTTP, reference=refused).outcome is Outcome.UNKNOWN
+
+    def test_close_before_our_certificate_is_unknown(self):
+        o = closed_in_handshake(ROGUE_12, certificate_sent=False)
+        verdict = judge(o, HTTP, reference=tls12_accepted(VALID_12))
+        assert verdict.outcome is Outcome.UNKNOWN
+        assert "before we sent a Certificate" in verdict.reason
+
+    def test_close_before_the_server_hello_is_an_error_not_a_block(self):
+        verdict = judge(closed_before_server_hello(NO_CERT_12), HTTP, reference=tls12_accepted(VALID_12))
+        assert verdict.outcome is Outcome.ERROR
+        assert "before the ServerHello" in verdict.reason
+
+    @pytest.mark.parametrize("code", [10, 20, 47, 50, 51, 80])
+    def test_protocol_error_alert_in_the_handshake_is_an_error(self, code):
+        assert code not in REJECTION_ALERTS
+        verdict = judge(blocked_in_handshake(NO_CERT_12, code), HTTP)
+        assert verdict.outcome is Outcome.ERROR
+        assert "not a refusal" in verdict.reason
+
+    @pytest.mark.parametrize("code", sorted(REJECTION_ALERTS))
+    def test_rejection_alerts_block(self, code):
+        assert judge(blocked_in_handshake(NO_CERT_12, code), HTTP).outcome is Outcome.BLOCKED
+        assert judge(blocked_post_handshake(NO_CERT_13, code), HTTP).outcome is Outcome.BLOCKED
 
     def test_our_own_client_aborting_is_an_error_not_a_block(self):
         o = client_aborted(NO_CERT_12)
@@ -124,6 +159,31 @@ class TestJudgeTLS:
         assert verdict.outcome is Outcome.BLOCKED
         assert verdict.layer is Layer.TLS_POST_HANDSHAKE
         assert "48 unknown_ca" in verdict.reason
+
+    @pytest.mark.parametrize("code", [20, 50, 10, 80])
+    def test_broken_session_after_the_handshake_is_an_error_not_a_block(self, code):
+        """A KeyUpdate our client mishandled, answered with bad_record_mac: the failure
+        is ours, and it must never read as "blocked"."""
+        verdict = judge(session_broken(NO_CERT_13, code), HTTP)
+        assert verdict.outcome is Outcome.ERROR
+        assert verdict.layer is None
+        assert "not a refusal" in verdict.reason
+
+    def test_our_alert_after_the_handshake_is_an_error(self):
+        verdict = judge(our_session_broke(NO_CERT_13), HTTP)
+        assert verdict.outcome is Outcome.ERROR
+        assert "our side of the session broke" in verdict.reason
+        assert "decode_error" in verdict.reason
+
+    def test_server_alert_after_ours_answers_our_failure(self):
+        o = replace(our_session_broke(NO_CERT_13), alert_received=blocked_post_handshake(NO_CERT_13).alert_received)
+        assert judge(o, HTTP).outcome is Outcome.ERROR
+
+    def test_a_local_failure_is_an_error_whatever_else_was_seen(self):
+        o = replace(blocked_post_handshake(NO_CERT_13), local_error="could not send 310 bytes within 5s")
+        verdict = judge(o, HTTP)
+        assert verdict.outcome is Outcome.ERROR
+        assert "our side failed" in verdict.reason
 
     def test_eof_right_after_handshake_blocks(self):
         verdict = judge(eof_after_handshake(NO_CERT_13), HTTP)
@@ -237,6 +297,13 @@ class TestVersionSupport:
         assert support is VersionSupport.UNKNOWN
         assert "Connection refused" in why
 
+    def test_close_before_the_server_hello_is_unknown_not_refused(self):
+        """A listener that went away resets the old-version probes before any TLS
+        byte: that must not read as "refuses TLS 1.2"."""
+        support, why = version_support(closed_before_server_hello(VALID_12))
+        assert support is VersionSupport.UNKNOWN
+        assert "ambiguous" in why
+
     def test_local_openssl_unable_to_offer_is_unknown(self):
         support, why = version_support(openssl_cannot_offer(spec(Presented.VALID, V10)))
         assert support is VersionSupport.UNKNOWN
@@ -262,23 +329,23 @@ class TestVersionSupport:
 
 class TestClassifyClientAuth:
     def test_required_when_requested_and_blocked(self):
-        auth = classify_client_auth(V13, accepted_with_ticket(VALID_13), blocked_post_handshake(NO_CERT_13), HTTP)
+        auth = classify_client_auth(V13, accepted_with_ticket(VALID_13), [blocked_post_handshake(NO_CERT_13)], HTTP)
         assert auth.classification is ClientAuth.REQUIRED
         assert auth.blocked_at is Layer.TLS_POST_HANDSHAKE
-        assert auth.to_dict()["blocked_at"] == "tls-post-handshake"
+        assert auth.entry().blocked_at == "tls-post-handshake"
 
     def test_required_on_tls12_blocked_in_handshake(self):
-        auth = classify_client_auth(V12, tls12_accepted(VALID_12), blocked_in_handshake(NO_CERT_12, 40), HTTP)
+        auth = classify_client_auth(V12, tls12_accepted(VALID_12), [blocked_in_handshake(NO_CERT_12, 40)], HTTP)
         assert auth.classification is ClientAuth.REQUIRED
         assert auth.blocked_at is Layer.TLS_HANDSHAKE
 
     def test_required_by_http_layer(self):
-        auth = classify_client_auth(V13, accepted_with_ticket(VALID_13), accepted_with_ticket(NO_CERT_13, 400), HTTP)
+        auth = classify_client_auth(V13, accepted_with_ticket(VALID_13), [accepted_with_ticket(NO_CERT_13, 400)], HTTP)
         assert auth.classification is ClientAuth.REQUIRED
         assert auth.blocked_at is Layer.HTTP
 
     def test_optional_when_requested_but_let_in(self):
-        auth = classify_client_auth(V13, accepted_with_ticket(VALID_13), accepted_with_ticket(NO_CERT_13), HTTP)
+        auth = classify_client_auth(V13, accepted_with_ticket(VALID_13), [accepted_with_ticket(NO_CERT_13)], HTTP)
         assert auth.classification is ClientAuth.OPTIONAL
         assert auth.blocked_at is None
         assert "CertificateRequest seen" in auth.detail
@@ -286,7 +353,7 @@ class TestClassifyClientAuth:
     def test_not_requested_when_never_asked_and_let_in(self):
         valid = accepted_with_ticket(VALID_13, certificate_request=False)
         no_cert = accepted_with_ticket(NO_CERT_13, certificate_request=False)
-        auth = classify_client_auth(V13, valid, no_cert, HTTP)
+        auth = classify_client_auth(V13, valid, [no_cert], HTTP)
         assert auth.classification is ClientAuth.NOT_REQUESTED
         assert auth.certificate_request_seen is False
         assert "no CertificateRequest" in auth.detail
@@ -294,19 +361,38 @@ class TestClassifyClientAuth:
     def test_blocked_without_certificate_request_is_unknown(self):
         valid = accepted_with_ticket(VALID_13, certificate_request=False)
         no_cert = blocked_post_handshake(NO_CERT_13, 49, certificate_request=False)
-        auth = classify_client_auth(V13, valid, no_cert, HTTP)
+        auth = classify_client_auth(V13, valid, [no_cert], HTTP)
         assert auth.classification is ClientAuth.UNKNOWN
 
     def test_undecided_no_cert_probe_is_unknown(self):
-        auth = classify_client_auth(V13, accepted_with_ticket(VALID_13), no_verdict_after_handshake(NO_CERT_13), NONE)
+        auth = classify_client_auth(V13, accepted_with_ticket(VALID_13), [no_verdict_after_handshake(NO_CERT_13)], NONE)
         assert auth.classification is ClientAuth.UNKNOWN
         assert "unknown" in auth.detail
 
     def test_no_cert_probe_missing_is_unknown(self):
-        auth = classify_client_auth(V13, accepted_with_ticket(VALID_13), None, HTTP)
+        auth = classify_client_auth(V13, accepted_with_ticket(VALID_13), [], HTTP)
         assert auth.classification is ClientAuth.UNKNOWN
         assert auth.certificate_request_seen is True
         assert "not run" in auth.detail
+
+    def test_one_attempt_that_gets_in_makes_the_version_optional(self):
+        """Behind a load balancer whose backends disagree: one attempt blocked, one in."""
+        attempts = [blocked_post_handshake(NO_CERT_13), accepted_with_ticket(spec(Presented.NO_CERT, V13, 2))]
+        auth = classify_client_auth(V13, accepted_with_ticket(VALID_13), attempts, HTTP)
+        assert auth.classification is ClientAuth.OPTIONAL
+        assert auth.blocked_at is None
+        assert auth.no_cert.inconsistency == "inconsistent: 1 of 2 attempts got in"
+        assert "inconsistent: 1 of 2 attempts got in" in auth.detail
+        assert "HTTP answered 200 OK" in auth.detail
+
+    def test_required_needs_every_attempt_blocked(self):
+        attempts = [blocked_post_handshake(NO_CERT_13), no_verdict_after_handshake(spec(Presented.NO_CERT, V13, 2))]
+        auth = classify_client_auth(V13, accepted_with_ticket(VALID_13), attempts, NONE)
+        assert auth.classification is ClientAuth.UNKNOWN
+        both = [blocked_post_handshake(NO_CERT_13), blocked_post_handshake(spec(Presented.NO_CERT, V13, 2))]
+        assert (
+            classify_client_auth(V13, accepted_with_ticket(VALID_13), both, HTTP).classification is ClientAuth.REQUIRED
+        )
 
 
 # -- openssl_command ---------------------------------------------------------------

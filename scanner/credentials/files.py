@@ -15,7 +15,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from mtls_audit.scanner.tls.client import ClientCredential, SigningKey
+from mtls_audit.scanner.model.errors import UserError
+from mtls_audit.scanner.model.target import ClientCredential, SigningKey
 
 _SIGNING_KEY_TYPES = (
     rsa.RSAPrivateKey,
@@ -27,7 +28,7 @@ _SIGNING_KEY_TYPES = (
 _PEM_MARKER = b"-----BEGIN "
 
 
-class CredentialError(Exception):
+class CredentialError(UserError):
     """A certificate or key file that can't be used; the message is one safe line."""
 
 

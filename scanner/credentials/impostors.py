@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from mtls_audit.scanner.credentials.factory import CLIENT_AUTH, Issued, common_name, issue
-from mtls_audit.scanner.tls.client import ClientCredential
+from mtls_audit.scanner.model.target import ClientCredential
 
 _GENERIC_SUBJECT = common_name("mtls-audit impostor client")
 

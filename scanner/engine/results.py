@@ -1,71 +1,99 @@
-"""What the scan concluded about each target, in the shape every report is made from.
-
-``TargetResult.to_dict()`` is the JSON report's per-target object (see
-``reports/schema/report.schema.json``). Reporters read only that dict form, so any of
-them can re-render a saved JSON report without the network.
-"""
+"""Turning a target's observations into its report: the checks' findings, client
+authentication per version, and the certificates as sent. Pure: no I/O, no clock."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from cryptography import x509
 
-from mtls_audit.checks.base import Finding, Status
-from mtls_audit.scanner.judge.verdicts import VersionClientAuth
+from mtls_audit.checks.base import Check, Evidence
+from mtls_audit.scanner.judge import accepted_versions, classify_client_auth
 from mtls_audit.scanner.model.certificates import certificate_summary
-from mtls_audit.scanner.model.observations import ProbeObservation
+from mtls_audit.scanner.model.finding import Finding
+from mtls_audit.scanner.model.observations import Presented, ProbeObservation
+from mtls_audit.scanner.model.report import TargetReport
+from mtls_audit.scanner.model.status import Status, worst_status
 from mtls_audit.scanner.model.target import Target
-
-SCHEMA_VERSION = "1.0"
 
 
 @dataclass(frozen=True)
 class TargetResult:
+    """A target's report, with the target and the live observations behind it (for
+    `explain`, which needs the target's settings to word its lines)."""
+
     target: Target
-    status: Status  # worst finding; error when the target could not be scanned
-    error: str | None  # why the target could not be scanned, if it could not
-    accepted_versions: tuple[str, ...]
-    client_auth: tuple[VersionClientAuth, ...]
-    presented_chain: tuple[x509.Certificate, ...]
-    findings: tuple[Finding, ...]
-    observations: tuple[ProbeObservation, ...]
-    scanned_at: datetime  # when the last probe of this target finished
+    report: TargetReport
 
-    def to_dict(self) -> dict[str, Any]:
-        target = self.target
-        return {
-            "name": target.name,
-            "address": target.address,
-            "server_name": target.server_name,
-            "tags": list(target.tags),
-            "status": self.status.value,
-            "error": self.error,
-            "scanned_at": self.scanned_at.isoformat(),
-            "accepted_versions": list(self.accepted_versions),
-            "client_auth": [entry.to_dict() for entry in self.client_auth],
-            "certificates": [certificate_summary(c) for c in self.presented_chain],
-            "findings": [finding.to_dict() for finding in self.findings],
-            "probes": [observation.to_dict() for observation in self.observations],
-        }
+    @property
+    def observations(self) -> tuple[ProbeObservation, ...]:
+        return self.report.probes
 
 
-@dataclass(frozen=True)
-class ScanMetadata:
-    started: datetime
-    finished: datetime | None
-    tool_version: str
-    inventory: str | None
-    options: dict[str, Any]
+def judge_target(
+    evidence: Evidence,
+    enabled: Sequence[Check],
+    skipped: Sequence[tuple[Check, str]],
+    presented: Sequence[x509.Certificate],
+    scanned_at: datetime | None = None,
+) -> TargetResult:
+    target = evidence.target
+    versions = accepted_versions(evidence.observations)
+    error = None if versions else _unreachable_reason(evidence.observations)
+    findings: list[Finding] = []
+    for check in enabled:
+        if error:
+            findings.append(check.finding(Status.ERROR, f"target could not be scanned: {error}"))
+        else:
+            findings.append(_evaluate_safely(check, evidence))
+    findings += [check.finding(Status.SKIP, reason) for check, reason in skipped]
+    client_auth = tuple(
+        classify_client_auth(
+            version,
+            evidence.probe(Presented.VALID, version),
+            evidence.attempts(Presented.NO_CERT, version),
+            target.app_protocol,
+        ).entry()
+        for version in versions
+    )
+    status = Status.ERROR if error else worst_status(f.status for f in findings)
+    report = TargetReport(
+        name=target.name,
+        address=target.address,
+        server_name=target.server_name,
+        tags=target.tags,
+        status=status,
+        error=error,
+        scanned_at=scanned_at or evidence.now,
+        accepted_versions=tuple(v.value for v in versions),
+        client_auth=client_auth,
+        certificates=tuple(certificate_summary(c) for c in presented),
+        findings=tuple(findings),
+        probes=evidence.observations,
+    )
+    return TargetResult(target, report)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "started": self.started.isoformat(),
-            "finished": self.finished.isoformat() if self.finished else None,
-            "tool": "mtls-audit",
-            "tool_version": self.tool_version,
-            "inventory": self.inventory,
-            "options": self.options,
-        }
+
+def _evaluate_safely(check: Check, evidence: Evidence) -> Finding:
+    # A plugin's bug must cost one finding, not the scan.
+    try:
+        return check.evaluate(evidence)
+    except Exception as error:  # noqa: BLE001
+        return check.finding(Status.ERROR, f"check crashed: {error.__class__.__name__}: {error}")
+
+
+def _unreachable_reason(observations: Sequence[ProbeObservation]) -> str:
+    for observation in observations:
+        if not observation.connected:
+            return observation.connect_error or "no connection"
+    for observation in observations:
+        if observation.timed_out:
+            return f"no TLS answer within the {observation.timed_out.value} timeout"
+    errors = sorted({o.tls_error for o in observations if o.tls_error})
+    if errors:
+        return "no TLS version could be negotiated: " + "; ".join(errors)
+    if any(o.closed_by_server for o in observations):
+        return "no TLS version could be negotiated: the server closed every connection without an answer"
+    return "no TLS version could be negotiated"

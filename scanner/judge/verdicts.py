@@ -1,39 +1,37 @@
-"""Reading observations: was a probe let in, blocked, or is it undecided?
+"""Reading one probe: was the client let in, blocked, or is it undecided?
 
-Pure functions shared by the checks and by the result summary. The rules follow how
-real servers say no (DESIGN.md): inside the handshake on TLS 1.2, with an alert or
-EOF right after it on TLS 1.3, or with an HTTP status where the application layer
-enforces (nginx answers 400). Anything that does not decide is UNKNOWN: a timeout is
-never taken as acceptance.
+The rules follow how real servers say no (README, "How a server says no"): inside the handshake on TLS
+1.2, with an alert or EOF right after it on TLS 1.3, or with an HTTP status where
+the application layer enforces (nginx answers 400). Anything that does not decide
+is UNKNOWN, and a failure on *our* side of the connection is ERROR: neither is ever
+taken as a refusal, because a false "blocked" is the worst answer an audit can give.
 """
 
 from __future__ import annotations
 
 import enum
-import shlex
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mtls_audit.scanner.model.observations import (
-    AfterHandshake,
-    Phase,
-    Presented,
-    ProbeObservation,
-    TLSVersion,
-)
-from mtls_audit.scanner.model.target import AppProtocol, Target
-from mtls_audit.scanner.probe.prober import HttpRequest, sni_for
+from mtls_audit.scanner.model.observations import AfterHandshake, Alert, Phase, ProbeObservation, TLSVersion
+from mtls_audit.scanner.model.target import AppProtocol
 
 # Statuses that mean "the application refused this client". 495/496 are nginx's
 # "SSL certificate error" and "SSL certificate required".
 HTTP_BLOCKING_STATUSES = frozenset({400, 401, 403, 495, 496})
+
+# Alerts a server sends to refuse a client's certificate (or its absence): RFC 8446
+# section 6.2, plus handshake_failure, which OpenSSL sends on TLS 1.2 when a required
+# certificate is missing. Every other fatal alert (bad_record_mac, decode_error,
+# unexpected_message, internal_error, ...) says the session broke, not that the
+# server judged the client: it is an error, never a refusal.
+REJECTION_ALERTS = frozenset({40, 41, 42, 43, 44, 45, 46, 48, 49, 116})
 
 
 class Outcome(enum.StrEnum):
     ACCEPTED = "accepted"
     BLOCKED = "blocked"
     UNKNOWN = "unknown"  # the evidence does not decide
-    ERROR = "error"  # the probe could not run (no connection, no TLS)
+    ERROR = "error"  # the probe could not run, or our side of it failed
 
 
 class Layer(enum.StrEnum):
@@ -43,49 +41,113 @@ class Layer(enum.StrEnum):
     TLS = "tls"  # accepted by the TLS layer (ticket, or a completed TLS 1.2 handshake)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProbeVerdict:
     outcome: Outcome
     layer: Layer | None
     reason: str  # one line a person can check against `openssl s_client`
 
 
-def judge(observation: ProbeObservation, app_protocol: AppProtocol) -> ProbeVerdict:
-    """Did the server let this client in?"""
+def judge(
+    observation: ProbeObservation,
+    app_protocol: AppProtocol,
+    reference: ProbeObservation | None = None,
+) -> ProbeVerdict:
+    """Did the server let this client in?
+
+    ``reference`` is our own identity's probe on the same version, when there is one:
+    a server that closes without an alert right after our Certificate refuses that
+    certificate only if it lets the legitimate one through the same handshake.
+    """
     o = observation
     if not o.connected:
         return ProbeVerdict(Outcome.ERROR, None, f"no TCP connection: {o.connect_error}")
+    if o.local_error:
+        return ProbeVerdict(Outcome.ERROR, None, f"our side failed, not the server: {o.local_error}")
     if not o.server_hello_seen:
-        if o.timed_out:
-            return ProbeVerdict(Outcome.UNKNOWN, None, "no ServerHello before the handshake timeout")
-        return ProbeVerdict(Outcome.ERROR, None, f"no {o.spec.version.value} handshake: {_failure_text(o)}")
+        return _before_server_hello(o)
     if not o.handshake_completed:
-        if o.timed_out:
-            return ProbeVerdict(Outcome.UNKNOWN, None, "handshake stalled until the timeout")
-        if o.alert_sent and not o.alert_received:
-            return ProbeVerdict(Outcome.ERROR, None, f"our client aborted the handshake: {_failure_text(o)}")
-        return ProbeVerdict(Outcome.BLOCKED, Layer.TLS_HANDSHAKE, f"rejected in the handshake: {_failure_text(o)}")
+        return _in_handshake(o, reference)
+    return _after_handshake(o, app_protocol)
 
-    # The handshake completed on our side.
+
+def _before_server_hello(o: ProbeObservation) -> ProbeVerdict:
+    if o.timed_out:
+        return ProbeVerdict(Outcome.UNKNOWN, None, "no ServerHello before the handshake timeout")
+    if o.closed_by_server and o.alert_received is None:
+        # A listener going away, a firewall, a crashed worker: nothing says why.
+        return ProbeVerdict(
+            Outcome.ERROR, None, "connection closed before the ServerHello, without an alert: ambiguous"
+        )
+    return ProbeVerdict(Outcome.ERROR, None, f"no {o.spec.version.value} handshake: {failure_text(o)}")
+
+
+def _in_handshake(o: ProbeObservation, reference: ProbeObservation | None) -> ProbeVerdict:
+    if o.timed_out:
+        return ProbeVerdict(Outcome.UNKNOWN, None, "handshake stalled until the timeout")
     alert = o.alert_received
-    if alert is not None and alert.phase is Phase.POST_HANDSHAKE and alert.code != 0:
-        after = _ms_after_handshake(o, alert.at_ms)
+    if alert is not None and not _we_alerted_first(o, alert):
+        if alert.code in REJECTION_ALERTS:
+            return ProbeVerdict(
+                Outcome.BLOCKED, Layer.TLS_HANDSHAKE, f"rejected in the handshake: alert {alert.code} {alert.name}"
+            )
+        return ProbeVerdict(
+            Outcome.ERROR, None, f"the handshake broke (alert {alert.code} {alert.name}), which is not a refusal"
+        )
+    if o.closed_by_server and alert is None:
+        return _closed_in_handshake(o, reference)
+    if o.alert_sent is not None:
+        return ProbeVerdict(Outcome.ERROR, None, f"our client aborted the handshake: {failure_text(o)}")
+    return ProbeVerdict(Outcome.ERROR, None, f"the handshake failed on our side: {failure_text(o)}")
+
+
+def _closed_in_handshake(o: ProbeObservation, reference: ProbeObservation | None) -> ProbeVerdict:
+    """A close without an alert (Node.js with rejectUnauthorized does this on TLS 1.2)."""
+    own_completes = reference is not None and reference is not o and reference.handshake_completed
+    if o.certificate_sent and own_completes:
         return ProbeVerdict(
             Outcome.BLOCKED,
-            Layer.TLS_POST_HANDSHAKE,
-            f"alert {alert.code} {alert.name} {after} after the handshake",
+            Layer.TLS_HANDSHAKE,
+            "connection closed without an alert right after our Certificate, "
+            "where our own identity completes the handshake",
         )
+    why = (
+        "before we sent a Certificate"
+        if not o.certificate_sent
+        else "and our own identity's handshake on this version is no yardstick"
+    )
+    return ProbeVerdict(Outcome.UNKNOWN, None, f"connection closed in the handshake without an alert, {why}")
+
+
+def _after_handshake(o: ProbeObservation, app_protocol: AppProtocol) -> ProbeVerdict:
+    alert = o.alert_received
+    if alert is not None and alert.phase is not Phase.HANDSHAKE and alert.code != 0:
+        if _we_alerted_first(o, alert):
+            return _our_session_broke(o)
+        if alert.code in REJECTION_ALERTS:
+            after = _ms_after_handshake(o, alert.at_ms)
+            return ProbeVerdict(
+                Outcome.BLOCKED,
+                Layer.TLS_POST_HANDSHAKE,
+                f"alert {alert.code} {alert.name} {after} after the handshake",
+            )
+        return ProbeVerdict(
+            Outcome.ERROR,
+            None,
+            f"the session broke after the handshake (the server sent alert {alert.code} {alert.name}): "
+            "a broken session is not a refusal",
+        )
+    if o.alert_sent is not None and o.alert_sent.phase is not Phase.HANDSHAKE:
+        return _our_session_broke(o)
     if o.after_handshake is AfterHandshake.EOF:
         return ProbeVerdict(
             Outcome.BLOCKED, Layer.TLS_POST_HANDSHAKE, "connection closed right after the handshake, no data"
         )
-    tls_accepted = o.negotiated_version != TLSVersion.TLS1_3.value or o.after_handshake in (
-        AfterHandshake.TICKET,
-        AfterHandshake.DATA,
-    )
+    tls13 = o.negotiated_version == TLSVersion.TLS1_3.value
+    tls_accepted = not tls13 or o.after_handshake in (AfterHandshake.TICKET, AfterHandshake.DATA)
     tls_how = (
         "TLS 1.2 handshake completed with the server's Finished"
-        if o.negotiated_version != TLSVersion.TLS1_3.value
+        if not tls13
         else "session ticket after the handshake"
         if o.after_handshake is AfterHandshake.TICKET
         else "application data after the handshake"
@@ -100,7 +162,7 @@ def judge(observation: ProbeObservation, app_protocol: AppProtocol) -> ProbeVerd
             if 200 <= status < 400 or status == 404:
                 return ProbeVerdict(Outcome.ACCEPTED, Layer.HTTP, f"HTTP answered {line}")
             return ProbeVerdict(Outcome.UNKNOWN, Layer.HTTP, f"HTTP {line} neither admits nor refuses the client")
-        if not tls_accepted and o.after_handshake is AfterHandshake.TIMEOUT and _closed_during_http(o):
+        if not tls_accepted and o.closed_by_server is Phase.HTTP:
             return ProbeVerdict(
                 Outcome.BLOCKED, Layer.TLS_POST_HANDSHAKE, "connection closed after the handshake, no response"
             )
@@ -122,8 +184,18 @@ def judge(observation: ProbeObservation, app_protocol: AppProtocol) -> ProbeVerd
     return ProbeVerdict(Outcome.UNKNOWN, None, "no session ticket, alert or EOF after the TLS 1.3 handshake")
 
 
-def _closed_during_http(o: ProbeObservation) -> bool:
-    return o.http is not None and o.http.error == "connection closed without an HTTP response"
+def _our_session_broke(o: ProbeObservation) -> ProbeVerdict:
+    sent = o.alert_sent
+    what = f"our client sent alert {sent.code} {sent.name}" if sent else "our client failed"
+    detail = f" ({o.tls_error})" if o.tls_error else ""
+    return ProbeVerdict(Outcome.ERROR, None, f"our side of the session broke: {what}{detail}; not a refusal")
+
+
+def _we_alerted_first(o: ProbeObservation, received: Alert) -> bool:
+    """Our client sent a fatal alert before the server's arrived: whatever the server
+    said next answers our failure, not our certificate."""
+    sent = o.alert_sent
+    return sent is not None and sent.code != 0 and sent.at_ms <= received.at_ms
 
 
 def _ms_after_handshake(o: ProbeObservation, at_ms: float) -> str:
@@ -132,154 +204,11 @@ def _ms_after_handshake(o: ProbeObservation, at_ms: float) -> str:
     return f"{max(at_ms - o.handshake_ms, 0):.1f} ms"
 
 
-def _failure_text(o: ProbeObservation) -> str:
+def failure_text(o: ProbeObservation) -> str:
     if o.alert_received is not None:
         return f"alert {o.alert_received.code} {o.alert_received.name} received"
     if o.tls_error:
         return o.tls_error
-    return "connection closed by the server"
-
-
-# -- protocol versions ---------------------------------------------------------------
-
-
-class VersionSupport(enum.StrEnum):
-    ACCEPTED = "accepted"
-    REFUSED = "refused"
-    UNKNOWN = "unknown"
-
-
-def version_support(observation: ProbeObservation) -> tuple[VersionSupport, str]:
-    """Did the server negotiate the version this probe was pinned to?
-
-    Support is read from the ServerHello, not from the handshake's end, so a server
-    that refuses our certificate still counts as speaking that version."""
-    o = observation
-    if not o.connected:
-        return VersionSupport.UNKNOWN, f"no TCP connection: {o.connect_error}"
-    if o.server_hello_seen and o.negotiated_version == o.spec.version.value:
-        return VersionSupport.ACCEPTED, f"server negotiated {o.negotiated_version}"
-    if o.timed_out:
-        return VersionSupport.UNKNOWN, f"timed out during {o.timed_out.value}"
-    if o.alert_sent and not o.alert_received and not o.server_hello_seen and "no protocols" in (o.tls_error or ""):
-        return VersionSupport.UNKNOWN, f"this OpenSSL cannot offer {o.spec.version.value}: {o.tls_error}"
-    return VersionSupport.REFUSED, _failure_text(o)
-
-
-def accepted_versions(observations: Iterable[ProbeObservation]) -> list[TLSVersion]:
-    """Versions the server negotiated with our version probes, oldest first."""
-    found = {
-        o.spec.version
-        for o in observations
-        if o.spec.presented in (Presented.VALID, Presented.NO_CERT) and version_support(o)[0] is VersionSupport.ACCEPTED
-    }
-    return sorted(found, key=lambda v: v.rank)
-
-
-# -- reproducing by hand ----------------------------------------------------------------
-
-_S_CLIENT_VERSION_FLAGS = {
-    TLSVersion.TLS1_0: ["-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"],
-    TLSVersion.TLS1_1: ["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"],
-    TLSVersion.TLS1_2: ["-tls1_2"],
-    TLSVersion.TLS1_3: ["-tls1_3"],
-}
-
-_PLACEHOLDER_CERTS = {
-    Presented.ROGUE_CA: ("rogue-client.pem", "rogue-client.key"),
-    Presented.SELF_SIGNED: ("self-signed-client.pem", "self-signed-client.key"),
-}
-
-
-def openssl_command(target: Target, presented: Presented, version: TLSVersion) -> str:
-    """The `openssl s_client` line that repeats a probe by hand.
-
-    Impostor keys live only in the scanner's memory, so their commands name
-    placeholder files: any certificate from a CA the server must not trust will do
-    (`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes
-    -subj /CN=impostor -keyout self-signed-client.key -out self-signed-client.pem`).
-    """
-    arguments = ["openssl", "s_client", "-connect", target.address]
-    sni = sni_for(target.server_name)
-    arguments += ["-servername", sni] if sni else ["-noservername"]
-    arguments += _S_CLIENT_VERSION_FLAGS[version]
-    if presented is Presented.VALID and target.identity is not None:
-        arguments += ["-cert", str(target.identity.cert_path), "-key", str(target.identity.key_path)]
-        if target.identity.credential.chain:
-            arguments += ["-cert_chain", str(target.identity.cert_path)]
-    elif presented in _PLACEHOLDER_CERTS:
-        cert, key = _PLACEHOLDER_CERTS[presented]
-        arguments += ["-cert", cert, "-key", key]
-    command = shlex.join(arguments)
-    if target.app_protocol is AppProtocol.HTTP:
-        host = HttpRequest(target.http_path, target.server_name).host_header
-        request = f"GET {target.http_path} HTTP/1.1\\r\\nHost: {host}\\r\\nConnection: close\\r\\n\\r\\n"
-        # The request is printf's format string: a % in the path must stay literal.
-        request = request.replace("%", "%%")
-        return f"printf {shlex.quote(request)} | {command} -ign_eof"
-    # Keep stdin open a moment so a TLS 1.3 rejection after the handshake is printed.
-    return f"sleep 1 | {command}"
-
-
-# -- client authentication per version -----------------------------------------------
-
-
-class ClientAuth(enum.StrEnum):
-    REQUIRED = "required"
-    OPTIONAL = "optional"
-    NOT_REQUESTED = "not-requested"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class VersionClientAuth:
-    """Client authentication as observed on one TLS version."""
-
-    version: TLSVersion
-    classification: ClientAuth
-    certificate_request_seen: bool
-    no_cert: ProbeVerdict | None
-
-    @property
-    def blocked_at(self) -> Layer | None:
-        if self.no_cert is not None and self.no_cert.outcome is Outcome.BLOCKED:
-            return self.no_cert.layer
-        return None
-
-    @property
-    def detail(self) -> str:
-        asked = "CertificateRequest seen" if self.certificate_request_seen else "no CertificateRequest"
-        if self.no_cert is None:
-            return f"{asked}; no-cert probe not run"
-        return f"{asked}; without a certificate: {self.no_cert.outcome.value} ({self.no_cert.reason})"
-
-    def to_dict(self) -> dict:
-        return {
-            "version": self.version.value,
-            "classification": self.classification.value,
-            "blocked_at": self.blocked_at.value if self.blocked_at else None,
-            "certificate_request_seen": self.certificate_request_seen,
-            "detail": self.detail,
-        }
-
-
-def classify_client_auth(
-    version: TLSVersion,
-    valid: ProbeObservation | None,
-    no_cert: ProbeObservation | None,
-    app_protocol: AppProtocol,
-) -> VersionClientAuth:
-    requested = any(o is not None and o.certificate_request_seen for o in (valid, no_cert))
-    if no_cert is None:
-        return VersionClientAuth(version, ClientAuth.UNKNOWN, requested, None)
-    verdict = judge(no_cert, app_protocol)
-    if verdict.outcome is Outcome.ACCEPTED:
-        classification = ClientAuth.OPTIONAL if requested else ClientAuth.NOT_REQUESTED
-    elif verdict.outcome is Outcome.BLOCKED and requested:
-        classification = ClientAuth.REQUIRED
-    else:
-        # Blocked without ever asking for a certificate is not client-cert
-        # enforcement we can attribute (it may be post-handshake auth, or a
-        # server that refuses everyone): leave it undecided.
-        classification = ClientAuth.UNKNOWN
-    return VersionClientAuth(version, classification, requested, verdict)
+    if o.closed_by_server:
+        return "connection closed by the server"
+    return "no reason given"

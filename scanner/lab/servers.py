@@ -1,7 +1,7 @@
 """Loopback TLS servers with known client-auth configurations.
 
 They back `mtls-audit demo` and the end-to-end tests. Each reproduces one way real
-servers behave (see DESIGN.md): strict OpenSSL-style rejection (in the handshake on
+servers behave (README, "How a server says no"): strict OpenSSL-style rejection (in the handshake on
 TLS 1.2, after it on TLS 1.3), "optional", no client auth, a verifier that accepts
 any CA, and nginx-style enforcement at the HTTP layer (handshake completes, 400).
 """
@@ -19,7 +19,8 @@ from cryptography import x509
 from OpenSSL import SSL, crypto
 
 from mtls_audit.scanner.model.observations import TLSVersion
-from mtls_audit.scanner.tls.client import _OPENSSL_VERSIONS, SigningKey
+from mtls_audit.scanner.model.target import SigningKey
+from mtls_audit.scanner.tls.client import OPENSSL_VERSIONS
 
 _CONNECTION_DEADLINE = 10.0  # a lab connection never outlives this
 
@@ -50,8 +51,8 @@ class LabServerConfig:
 
 def _context(config: LabServerConfig) -> SSL.Context:
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
-    context.set_min_proto_version(_OPENSSL_VERSIONS[config.min_version])
-    context.set_max_proto_version(_OPENSSL_VERSIONS[config.max_version])
+    context.set_min_proto_version(OPENSSL_VERSIONS[config.min_version])
+    context.set_max_proto_version(OPENSSL_VERSIONS[config.max_version])
     if config.min_version.rank < TLSVersion.TLS1_2.rank:
         context.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
     context.use_certificate(config.chain[0])

@@ -9,11 +9,11 @@ undecodable name is shown as such instead of crashing a check.
 
 from __future__ import annotations
 
-from typing import Any
-
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
+
+from mtls_audit.scanner.model.report import CertificateSummary
 
 
 def subject_text(certificate: x509.Certificate) -> str:
@@ -44,15 +44,15 @@ def alternative_names(certificate: x509.Certificate) -> list[str]:
     return names
 
 
-def certificate_summary(certificate: x509.Certificate) -> dict[str, Any]:
+def certificate_summary(certificate: x509.Certificate) -> CertificateSummary:
     """Public facts about a certificate, for reports (reporters must escape them)."""
-    return {
-        "subject": subject_text(certificate),
-        "issuer": issuer_text(certificate),
-        "serial": format(certificate.serial_number, "x"),
-        "not_before": certificate.not_valid_before_utc.isoformat(),
-        "not_after": certificate.not_valid_after_utc.isoformat(),
-        "subject_alternative_names": alternative_names(certificate),
-        "sha256": certificate.fingerprint(hashes.SHA256()).hex(),
-        "pem": certificate.public_bytes(Encoding.PEM).decode("ascii"),
-    }
+    return CertificateSummary(
+        subject=subject_text(certificate),
+        issuer=issuer_text(certificate),
+        serial=format(certificate.serial_number, "x"),
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        subject_alternative_names=tuple(alternative_names(certificate)),
+        sha256=certificate.fingerprint(hashes.SHA256()).hex(),
+        pem=certificate.public_bytes(Encoding.PEM).decode("ascii"),
+    )

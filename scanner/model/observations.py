@@ -49,16 +49,26 @@ class Presented(enum.StrEnum):
     SELF_SIGNED = "self-signed"  # same subject/SAN, signed by its own key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProbeSpec:
-    """One connection the engine wants made."""
+    """One connection the engine wants made. Impostor probes are repeated
+    (``attempt`` 1, 2, ...): behind a load balancer one connection sees one backend."""
 
     presented: Presented
     version: TLSVersion
+    attempt: int = 1
 
     @property
     def id(self) -> str:
-        return f"{self.presented.value}@{self.version.short}"
+        base = f"{self.presented.value}@{self.version.short}"
+        return base if self.attempt == 1 else f"{base}#{self.attempt}"
+
+    @classmethod
+    def parse(cls, probe_id: str) -> ProbeSpec:
+        """``no-cert@tls1.3#2`` -> ProbeSpec(NO_CERT, TLS1_3, 2)."""
+        head, _, attempt = probe_id.partition("#")
+        presented, _, version = head.partition("@")
+        return cls(Presented(presented), TLSVersion.parse(version), int(attempt) if attempt else 1)
 
 
 # Alert descriptions from the TLS Alert Registry (RFC 8446 section 6, IANA).
@@ -107,7 +117,7 @@ class Phase(enum.StrEnum):
     HTTP = "http"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Alert:
     code: int
     phase: Phase
@@ -119,6 +129,10 @@ class Alert:
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "name": self.name, "phase": self.phase.value, "at_ms": self.at_ms}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Alert | None:
+        return None if data is None else cls(data["code"], Phase(data["phase"]), data["at_ms"])
 
 
 class AfterHandshake(enum.StrEnum):
@@ -136,7 +150,7 @@ class AfterHandshake(enum.StrEnum):
     NOT_WAITED = "not-waited"  # TLS 1.2 (the handshake itself decides) or no handshake
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HttpExchange:
     """The optional HTTP request made after the handshake."""
 
@@ -155,8 +169,14 @@ class HttpExchange:
             "error": self.error,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> HttpExchange | None:
+        if data is None:
+            return None
+        return cls(data["request_line"], data["status"], data["reason"], data["at_ms"], data["error"])
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class ProbeObservation:
     """Every fact about one connection attempt, as seen by the client."""
 
@@ -172,14 +192,21 @@ class ProbeObservation:
     cipher: str | None = None
     certificate_request_seen: bool = False
     client_ca_names: tuple[str, ...] = ()
+    certificate_sent: bool = False  # our Certificate message (possibly empty) went out
     alert_received: Alert | None = None
     alert_sent: Alert | None = None
     tls_error: str | None = None  # the first error OpenSSL reported
+    # When the server closed the TCP connection without an alert first, if it did: a
+    # close before the ServerHello is ambiguous, one right after our Certificate a refusal.
+    closed_by_server: Phase | None = None
+    local_error: str | None = None  # a failure on our side of the connection: never a refusal
     after_handshake: AfterHandshake = AfterHandshake.NOT_WAITED
     session_ticket_received: bool = False
     http: HttpExchange | None = None
     timed_out: Phase | None = None
-    peer_chain_der: tuple[bytes, ...] = field(default=(), repr=False)
+    # The chain itself is kept once per target; the report names it by fingerprint.
+    peer_chain_der: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
+    peer_chain_sha256: tuple[str, ...] = ()
     connect_ms: float | None = None
     handshake_ms: float | None = None
     total_ms: float | None = None
@@ -189,6 +216,7 @@ class ProbeObservation:
             "probe": self.spec.id,
             "presented": self.spec.presented.value,
             "pinned_version": self.spec.version.value,
+            "attempt": self.spec.attempt,
             "address": self.address,
             "sni": self.sni,
             "client_certificate_sha256": self.client_certificate_sha256,
@@ -200,16 +228,61 @@ class ProbeObservation:
             "cipher": self.cipher,
             "certificate_request_seen": self.certificate_request_seen,
             "client_ca_names": list(self.client_ca_names),
+            "certificate_sent": self.certificate_sent,
             "alert_received": self.alert_received.to_dict() if self.alert_received else None,
             "alert_sent": self.alert_sent.to_dict() if self.alert_sent else None,
             "tls_error": self.tls_error,
+            "closed_by_server": self.closed_by_server.value if self.closed_by_server else None,
+            "local_error": self.local_error,
             "after_handshake": self.after_handshake.value,
             "session_ticket_received": self.session_ticket_received,
             "http": self.http.to_dict() if self.http else None,
             "timed_out": self.timed_out.value if self.timed_out else None,
-            # The chain itself is reported once per target; here only which one it was.
-            "peer_chain_sha256": [hashlib.sha256(der).hexdigest() for der in self.peer_chain_der],
+            "peer_chain_sha256": list(self.chain_fingerprints),
             "connect_ms": self.connect_ms,
             "handshake_ms": self.handshake_ms,
             "total_ms": self.total_ms,
         }
+
+    @property
+    def chain_fingerprints(self) -> tuple[str, ...]:
+        if self.peer_chain_sha256 or not self.peer_chain_der:
+            return self.peer_chain_sha256
+        return tuple(hashlib.sha256(der).hexdigest() for der in self.peer_chain_der)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProbeObservation:
+        """A probe as a saved report holds it (the chain by fingerprint only)."""
+
+        def phase(value: Any) -> Phase | None:
+            return Phase(value) if value else None
+
+        spec = ProbeSpec(Presented(data["presented"]), TLSVersion(data["pinned_version"]), data.get("attempt", 1))
+        return cls(
+            spec=spec,
+            address=data["address"],
+            sni=data["sni"],
+            client_certificate_sha256=data["client_certificate_sha256"],
+            connected=data["connected"],
+            connect_error=data["connect_error"],
+            server_hello_seen=data["server_hello_seen"],
+            handshake_completed=data["handshake_completed"],
+            negotiated_version=data["negotiated_version"],
+            cipher=data["cipher"],
+            certificate_request_seen=data["certificate_request_seen"],
+            client_ca_names=tuple(data["client_ca_names"]),
+            certificate_sent=data.get("certificate_sent", False),
+            alert_received=Alert.from_dict(data["alert_received"]),
+            alert_sent=Alert.from_dict(data["alert_sent"]),
+            tls_error=data["tls_error"],
+            closed_by_server=phase(data.get("closed_by_server")),
+            local_error=data.get("local_error"),
+            after_handshake=AfterHandshake(data["after_handshake"]),
+            session_ticket_received=data["session_ticket_received"],
+            http=HttpExchange.from_dict(data["http"]),
+            timed_out=phase(data["timed_out"]),
+            peer_chain_sha256=tuple(data["peer_chain_sha256"]),
+            connect_ms=data["connect_ms"],
+            handshake_ms=data["handshake_ms"],
+            total_ms=data["total_ms"],
+        )

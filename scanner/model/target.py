@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from mtls_audit.scanner.model.observations import TLSVersion
-from mtls_audit.scanner.tls.client import ClientCredential
+
+# A private key that can sign a TLS handshake: what pyOpenSSL's ``use_privatekey`` takes
+# (cryptography's newer types, e.g. ML-DSA, it rejects).
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredential:
+    """A certificate (with the chain to send after it) and its key, in memory."""
+
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    private_key: SigningKey = field(repr=False)
 
 
 class ClientAuthExpectation(enum.StrEnum):
@@ -26,7 +40,7 @@ class AppProtocol(enum.StrEnum):
     NONE = "none"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientIdentity:
     """The legitimate client identity: loaded and checked, plus where it came from
     (paths go into the reproducible ``openssl s_client`` commands; the key never does)."""
@@ -36,7 +50,7 @@ class ClientIdentity:
     key_path: Path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     name: str
     host: str
@@ -57,3 +71,21 @@ class Target:
     @property
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def sni(self) -> str | None:
+        return sni_for(self.server_name)
+
+    @property
+    def host_header(self) -> str:
+        # RFC 7230 section 5.4: an IPv6 literal goes in brackets.
+        return f"[{self.server_name}]" if ":" in self.server_name else self.server_name
+
+
+def sni_for(name: str) -> str | None:
+    """The SNI to send for a server name: none for IP literals (RFC 6066 section 3)."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name
+    return None

@@ -7,13 +7,16 @@ recorded as ``timed_out`` and ends the probe; it is never taken as acceptance.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtls_audit.scanner.model.observations import (
     AfterHandshake,
@@ -23,12 +26,14 @@ from mtls_audit.scanner.model.observations import (
     ProbeObservation,
     ProbeSpec,
 )
+from mtls_audit.scanner.model.target import ClientCredential
+from mtls_audit.scanner.probe.http import MAX_HTTP_HEAD, HttpRequest, parse_status_line
 from mtls_audit.scanner.tls.client import (
     AlertReceived,
     AlertSent,
     ApplicationData,
     CertificateRequested,
-    ClientCredential,
+    CertificateSent,
     ConnectionClosed,
     Event,
     HandshakeCompleted,
@@ -40,7 +45,11 @@ from mtls_audit.scanner.tls.client import (
 )
 
 _RECEIVE_SIZE = 65536
-_MAX_HTTP_HEAD = 16384  # enough for any status line; we read nothing more
+# Bytes taken out of OpenSSL must reach the wire: OpenSSL has already moved on (a
+# KeyUpdate switches our keys the moment it is written), so a send cut short by a
+# phase deadline would turn every later record into garbage for the server. Sends
+# are shielded from the phase's deadline and get this long of their own.
+_SEND_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -57,27 +66,6 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
-class HttpRequest:
-    path: str = "/"
-    host: str = ""
-
-    @property
-    def request_line(self) -> str:
-        return f"GET {self.path} HTTP/1.1"
-
-    @property
-    def host_header(self) -> str:
-        # RFC 7230 section 5.4: an IPv6 literal goes in brackets.
-        return f"[{self.host}]" if ":" in self.host else self.host
-
-    def encode(self) -> bytes:
-        return (
-            f"{self.request_line}\r\nHost: {self.host_header}\r\nUser-Agent: mtls-audit\r\n"
-            "Accept: */*\r\nConnection: close\r\n\r\n"
-        ).encode("ascii")
-
-
-@dataclass(frozen=True)
 class Endpoint:
     host: str
     port: int
@@ -88,13 +76,8 @@ class Endpoint:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
-def sni_for(name: str) -> str | None:
-    """The SNI to send for a server name: none for IP literals (RFC 6066 section 3)."""
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return name
-    return None
+class _OurSideFailed(Exception):
+    """Sending failed for a reason of ours (not the server closing)."""
 
 
 @dataclass
@@ -106,19 +89,22 @@ class _Recorder:
     client_certificate_sha256: str | None
     started: float = field(default_factory=trio.current_time)
     connected_at: float | None = None
-    facts: dict = field(default_factory=dict)
+    phase: Phase = Phase.CONNECT
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def elapsed_ms(self) -> float:
         base = self.connected_at if self.connected_at is not None else self.started
         return round((trio.current_time() - base) * 1000, 3)
 
-    def note(self, events: list[Event], connection: TLSClientConnection) -> None:
+    def note(self, events: list[Event], connection: TLSClientConnection, *, at_eof: bool = False) -> None:
         for event in events:
             match event:
                 case ServerHelloReceived():
                     self.facts["server_hello_seen"] = True
                 case CertificateRequested():
                     self.facts["certificate_request_seen"] = True
+                case CertificateSent():
+                    self.facts["certificate_sent"] = True
                 case HandshakeCompleted():
                     self.facts["handshake_completed"] = True
                     self.facts["handshake_ms"] = self.elapsed_ms()
@@ -133,7 +119,9 @@ class _Recorder:
                         self.facts["alert_received"] = Alert(code, self._alert_phase(), self.elapsed_ms())
                     self._first_after_handshake(AfterHandshake.ALERT)
                 case AlertSent(code=code):
-                    if "alert_sent" not in self.facts:
+                    # At EOF OpenSSL "sends" decode_error about the truncation: that is
+                    # its reading of the server's close, not a failure of ours.
+                    if not at_eof and "alert_sent" not in self.facts:
                         self.facts["alert_sent"] = Alert(code, self._alert_phase(), self.elapsed_ms())
                 case ApplicationData():
                     self._first_after_handshake(AfterHandshake.DATA)
@@ -141,16 +129,18 @@ class _Recorder:
                     self._first_after_handshake(AfterHandshake.EOF)
                 case TLSFailed(message=message):
                     self.facts.setdefault("tls_error", message)
+        if at_eof and "alert_received" not in self.facts:
+            self.facts.setdefault("closed_by_server", self.phase)
+            self._first_after_handshake(AfterHandshake.EOF)
         # Facts OpenSSL can answer for as soon as the server has spoken.
         if self.facts.get("server_hello_seen"):
             version = connection.negotiated_version()
             if version:
                 self.facts["negotiated_version"] = version
-            chain = connection.peer_chain()
-            if chain and not self.facts.get("peer_chain_der"):
-                from cryptography.hazmat.primitives.serialization import Encoding
-
-                self.facts["peer_chain_der"] = tuple(c.public_bytes(Encoding.DER) for c in chain)
+            if not self.facts.get("peer_chain_der"):
+                chain = connection.peer_chain()
+                if chain:
+                    self.facts["peer_chain_der"] = tuple(c.public_bytes(Encoding.DER) for c in chain)
         if self.facts.get("certificate_request_seen") and "client_ca_names" not in self.facts:
             self.facts["client_ca_names"] = tuple(connection.client_ca_names())
         if self.facts.get("handshake_completed") and "cipher" not in self.facts:
@@ -174,25 +164,28 @@ class _Recorder:
         )
 
 
+OpenStream = Callable[[str, int], Awaitable[trio.abc.Stream]]
+
+
 async def run_probe(
     endpoint: Endpoint,
     spec: ProbeSpec,
     credential: ClientCredential | None,
     timeouts: Timeouts,
     http_request: HttpRequest | None,
+    *,
+    open_stream: OpenStream = trio.open_tcp_stream,
 ) -> ProbeObservation:
-    """Connect once, present ``credential`` at ``spec.version``, and record everything."""
-    fingerprint = None
-    if credential is not None:
-        from cryptography.hazmat.primitives import hashes
+    """Connect once, present ``credential`` at ``spec.version``, and record everything.
 
-        fingerprint = credential.certificate.fingerprint(hashes.SHA256()).hex()
+    ``open_stream`` makes the connection (tests hand in an in-memory one)."""
+    fingerprint = credential.certificate.fingerprint(hashes.SHA256()).hex() if credential is not None else None
     recorder = _Recorder(spec, endpoint, fingerprint)
 
-    stream: trio.SocketStream | None = None
+    stream: trio.abc.Stream | None = None
     with trio.move_on_after(timeouts.connect) as connect_scope:
         try:
-            stream = await trio.open_tcp_stream(endpoint.host, endpoint.port)
+            stream = await open_stream(endpoint.host, endpoint.port)
         except OSError as error:
             recorder.facts["connect_error"] = _os_error_text(error)
             return recorder.freeze()
@@ -207,77 +200,116 @@ async def run_probe(
     _close_with_reset(stream)
     try:
         connection = TLSClientConnection(build_context(spec.version, credential), endpoint.server_name)
-        await _exchange(stream, connection, recorder, timeouts, http_request)
+        await _exchange(_Wire(stream, connection, recorder), timeouts, http_request)
+    except _OurSideFailed as failure:
+        recorder.facts["local_error"] = str(failure)
     finally:
         with trio.CancelScope(shield=True):
             await stream.aclose()
     return recorder.freeze()
 
 
-async def _exchange(
-    stream: trio.SocketStream,
-    connection: TLSClientConnection,
-    recorder: _Recorder,
-    timeouts: Timeouts,
-    http_request: HttpRequest | None,
-) -> None:
+@dataclass
+class _Wire:
+    """Moves bytes between the socket and the sans-I/O connection, recording events."""
+
+    stream: trio.abc.Stream
+    connection: TLSClientConnection
+    recorder: _Recorder
+    eof: bool = False
+
+    @property
+    def over(self) -> bool:
+        return self.eof or self.connection.finished
+
+    async def flush(self) -> None:
+        """Send what OpenSSL wants sent. A server that hung up is not an error here:
+        what it sent before (often the alert that explains why) is still to be read."""
+        outgoing = self.connection.bytes_to_send()
+        if not outgoing:
+            return
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + _SEND_TIMEOUT
+            try:
+                await self.stream.send_all(outgoing)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                return
+        if scope.cancelled_caught:
+            raise _OurSideFailed(f"could not send {len(outgoing)} bytes within {_SEND_TIMEOUT:g}s")
+
+    async def receive(self) -> list[Event]:
+        """Read once, feed OpenSSL, and send whatever it answers (key updates, alerts)."""
+        try:
+            data = await self.stream.receive_some(_RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            data = b""
+        if data:
+            events = self.connection.receive_data(data)
+            self.recorder.note(events, self.connection)
+        else:
+            self.eof = True
+            events = self.connection.receive_eof()
+            self.recorder.note(events, self.connection, at_eof=True)
+        await self.flush()
+        return events
+
+    async def pump(self) -> None:
+        """Send what TLS wants sent, then receive once."""
+        await self.flush()
+        await self.receive()
+
+
+async def _exchange(wire: _Wire, timeouts: Timeouts, http_request: HttpRequest | None) -> None:
+    connection, recorder = wire.connection, wire.recorder
+    recorder.phase = Phase.HANDSHAKE
     recorder.note(connection.start(), connection)
     with trio.move_on_after(timeouts.handshake) as scope:
-        while not connection.handshake_completed and not connection.finished:
-            if not await _pump(stream, connection, recorder):
-                break
+        while not connection.handshake_completed and not wire.over:
+            await wire.pump()
     if scope.cancelled_caught:
         recorder.facts["timed_out"] = Phase.HANDSHAKE
         return
-    if not connection.handshake_completed or connection.finished:
+    if not connection.handshake_completed or wire.over:
         return
 
+    recorder.phase = Phase.POST_HANDSHAKE
     if connection.negotiated_version() == "TLSv1.3":
         # The client finished first; wait for the server's word on our certificate.
         with trio.move_on_after(timeouts.post_handshake):
-            while "after_handshake" not in recorder.facts and not connection.finished:
-                if not await _pump(stream, connection, recorder):
-                    break
+            while "after_handshake" not in recorder.facts and not wire.over:
+                await wire.pump()
         recorder.facts.setdefault("after_handshake", AfterHandshake.TIMEOUT)
-        if connection.finished:
+        if wire.over:
             return
 
-    if http_request is None:
-        return
-    await _http_exchange(stream, connection, recorder, timeouts, http_request)
+    if http_request is not None:
+        recorder.phase = Phase.HTTP
+        await _http_exchange(wire, timeouts, http_request)
 
 
-async def _http_exchange(
-    stream: trio.SocketStream,
-    connection: TLSClientConnection,
-    recorder: _Recorder,
-    timeouts: Timeouts,
-    http_request: HttpRequest,
-) -> None:
+async def _http_exchange(wire: _Wire, timeouts: Timeouts, http_request: HttpRequest) -> None:
+    connection, recorder = wire.connection, wire.recorder
     received = bytearray()
     status: tuple[int, str] | None = None
     error: str | None = None
     at_ms: float | None = None
     try:
         connection.send_application_data(http_request.encode())
-    except Exception as exc:  # the connection died between handshake and request
+    except Exception as exc:  # noqa: BLE001 - the session died between handshake and request
         recorder.facts["http"] = HttpExchange(http_request.request_line, error=f"could not send: {exc}")
         return
     with trio.move_on_after(timeouts.http) as scope:
-        await _flush(stream, connection, recorder)
+        await wire.flush()
         while error is None and status is None:
-            events = await _receive(stream, connection, recorder)
-            if events is None:
-                break
-            for event in events:
+            for event in await wire.receive():
                 if isinstance(event, ApplicationData):
                     received.extend(event.data)
-            if b"\r\n" in received or len(received) > _MAX_HTTP_HEAD:
+            if b"\r\n" in received or len(received) > MAX_HTTP_HEAD:
                 status = parse_status_line(bytes(received))
                 at_ms = recorder.elapsed_ms()
                 if status is None:
                     error = "response is not HTTP"
-            elif connection.finished:
+            elif wire.over:
                 break
     if status is None and error is None:
         if scope.cancelled_caught:
@@ -294,54 +326,11 @@ async def _http_exchange(
     )
 
 
-def parse_status_line(head: bytes) -> tuple[int, str] | None:
-    """``HTTP/1.1 400 Bad Request`` -> (400, "Bad Request"); None if it is not HTTP."""
-    line = head.split(b"\r\n", 1)[0].decode("latin-1")
-    parts = line.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not (parts[1].isdigit() and len(parts[1]) == 3):
-        return None
-    return int(parts[1]), (parts[2] if len(parts) > 2 else "")
-
-
-async def _pump(stream: trio.SocketStream, connection: TLSClientConnection, recorder: _Recorder) -> bool:
-    """Send what TLS wants sent, then receive once. False when the transport is done."""
-    await _flush(stream, connection, recorder)
-    return await _receive(stream, connection, recorder) is not None
-
-
-async def _flush(stream: trio.SocketStream, connection: TLSClientConnection, recorder: _Recorder) -> bool:
-    outgoing = connection.bytes_to_send()
-    if not outgoing:
-        return True
-    try:
-        await stream.send_all(outgoing)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-        # The server hung up. What it sent before (often the alert that explains
-        # why) may still be in our receive buffer, so the caller reads on.
-        return False
-    return True
-
-
-async def _receive(
-    stream: trio.SocketStream, connection: TLSClientConnection, recorder: _Recorder
-) -> list[Event] | None:
-    try:
-        data = await stream.receive_some(_RECEIVE_SIZE)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-        data = b""
-    events = connection.receive_data(data) if data else connection.receive_eof()
-    recorder.note(events, connection)
-    # Answer whatever the server's data asks of us (key updates, alerts to send).
-    if data and not connection.finished:
-        await _flush(stream, connection, recorder)
-    if not data or connection.finished:
-        return events if events else None
-    return events
-
-
-def _close_with_reset(stream: trio.SocketStream) -> None:
+def _close_with_reset(stream: trio.abc.Stream) -> None:
     """Close with RST (SO_LINGER 0): thousands of probes would otherwise fill the
     ephemeral port range with TIME_WAIT sockets."""
+    if not isinstance(stream, trio.SocketStream):
+        return
     try:
         stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     except OSError:

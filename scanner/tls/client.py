@@ -16,16 +16,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from OpenSSL import SSL
 
 from mtls_audit.scanner.model.observations import TLSVersion
+from mtls_audit.scanner.model.target import ClientCredential
 
-# A private key that can sign a TLS handshake: what pyOpenSSL's ``use_privatekey`` takes
-# (cryptography's newer types, e.g. ML-DSA, it rejects).
-SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
-
-_OPENSSL_VERSIONS = {
+OPENSSL_VERSIONS = {
     TLSVersion.TLS1_0: SSL.TLS1_VERSION,
     TLSVersion.TLS1_1: SSL.TLS1_1_VERSION,
     TLSVersion.TLS1_2: SSL.TLS1_2_VERSION,
@@ -35,6 +31,7 @@ _OPENSSL_VERSIONS = {
 # State strings from OpenSSL's SSL_state_string_long(); stable since OpenSSL 1.1.0.
 _STATE_SERVER_HELLO = "SSLv3/TLS read server hello"
 _STATE_CERTIFICATE_REQUEST = "SSLv3/TLS read server certificate request"
+_STATE_CLIENT_CERTIFICATE = "SSLv3/TLS write client certificate"
 _STATE_SESSION_TICKET = "SSLv3/TLS read server session ticket"
 
 _READ_SIZE = 65536
@@ -55,6 +52,11 @@ class ServerHelloReceived:
 @dataclass(frozen=True)
 class CertificateRequested:
     pass
+
+
+@dataclass(frozen=True)
+class CertificateSent:
+    """Our Certificate message went out (empty when we have no certificate)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ Event = (
     HandshakeCompleted
     | ServerHelloReceived
     | CertificateRequested
+    | CertificateSent
     | SessionTicketReceived
     | AlertReceived
     | AlertSent
@@ -105,15 +108,6 @@ Event = (
     | ConnectionClosed
     | TLSFailed
 )
-
-
-@dataclass(frozen=True)
-class ClientCredential:
-    """A certificate (with the chain to send after it) and its key, in memory."""
-
-    certificate: x509.Certificate
-    chain: tuple[x509.Certificate, ...]
-    private_key: SigningKey
 
 
 def build_context(version: TLSVersion, credential: ClientCredential | None) -> SSL.Context:
@@ -124,8 +118,8 @@ def build_context(version: TLSVersion, credential: ClientCredential | None) -> S
     matching run afterwards, on the chain the server presented.
     """
     context = SSL.Context(SSL.TLS_CLIENT_METHOD)
-    context.set_min_proto_version(_OPENSSL_VERSIONS[version])
-    context.set_max_proto_version(_OPENSSL_VERSIONS[version])
+    context.set_min_proto_version(OPENSSL_VERSIONS[version])
+    context.set_max_proto_version(OPENSSL_VERSIONS[version])
     if version in (TLSVersion.TLS1_0, TLSVersion.TLS1_1):
         # OpenSSL 3 refuses to offer TLS 1.0/1.1 at the default security level 1.
         context.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
@@ -159,7 +153,7 @@ class TLSClientConnection:
         """Produce the ClientHello (fetch it with ``bytes_to_send``)."""
         return self._advance()
 
-    def receive_data(self, data: bytes) -> list[Event]:
+    def receive_data(self, data: bytes | bytearray) -> list[Event]:
         if data:
             self._connection.bio_write(data)
         return self._advance()
@@ -280,6 +274,8 @@ class TLSClientConnection:
                     self._pending.append(ServerHelloReceived())
                 elif state == _STATE_CERTIFICATE_REQUEST:
                     self._pending.append(CertificateRequested())
+                elif state == _STATE_CLIENT_CERTIFICATE:
+                    self._pending.append(CertificateSent())
         except Exception:  # noqa: BLE001 - see above
             pass
 

@@ -1,0 +1,347 @@
+"""The report document: what a scan concluded, typed from end to end.
+
+The engine makes ``TargetReport``s; triage annotates them; every writer reads them;
+``ReportDocument.from_dict`` reads a saved JSON report back into the same types, so
+`report`, `diff`, the baseline and the waivers never juggle raw dicts. ``to_dict``
+gives the JSON shape of ``reports/schema/report.schema.json``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from mtls_audit.scanner.model.finding import Finding, WaiverNote
+from mtls_audit.scanner.model.observations import ProbeObservation
+from mtls_audit.scanner.model.status import Severity, Status, worst_status
+
+SCHEMA_VERSION = "1.1"
+# 1.0 reports (before finding commands, probe attempts and the check catalog) still
+# load, so last night's report keeps working as a baseline.
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1")
+TOOL = "mtls-audit"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckInfo:
+    """What reports say about a check: enough to name it, rank it and explain it."""
+
+    id: str
+    title: str
+    severity: Severity
+    description: str
+    mtls: bool = False  # a client-authentication check (else TLS configuration)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "severity": self.severity.value,
+            "description": self.description,
+            "mtls": self.mtls,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckInfo:
+        return cls(data["id"], data["title"], Severity(data["severity"]), data["description"], data.get("mtls", False))
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAuthEntry:
+    """Client authentication as observed on one TLS version."""
+
+    version: str
+    classification: str  # required | optional | not-requested | unknown
+    blocked_at: str | None
+    certificate_request_seen: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "classification": self.classification,
+            "blocked_at": self.blocked_at,
+            "certificate_request_seen": self.certificate_request_seen,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClientAuthEntry:
+        return cls(
+            data["version"],
+            data["classification"],
+            data.get("blocked_at"),
+            bool(data.get("certificate_request_seen", False)),
+            data.get("detail", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateSummary:
+    """Public facts about a certificate the server sent (attacker-controlled text)."""
+
+    subject: str
+    issuer: str
+    serial: str  # lowercase hex
+    not_before: datetime
+    not_after: datetime
+    subject_alternative_names: tuple[str, ...]
+    sha256: str
+    pem: str = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "serial": self.serial,
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "subject_alternative_names": list(self.subject_alternative_names),
+            "sha256": self.sha256,
+            "pem": self.pem,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CertificateSummary:
+        return cls(
+            data["subject"],
+            data["issuer"],
+            data["serial"],
+            datetime.fromisoformat(data["not_before"]),
+            datetime.fromisoformat(data["not_after"]),
+            tuple(data["subject_alternative_names"]),
+            data["sha256"],
+            data["pem"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TargetReport:
+    name: str
+    address: str
+    server_name: str
+    tags: tuple[str, ...]
+    status: Status  # worst finding; error when the target could not be scanned
+    error: str | None  # why the target could not be scanned, if it could not
+    scanned_at: datetime  # when the last probe of this target finished
+    accepted_versions: tuple[str, ...]
+    client_auth: tuple[ClientAuthEntry, ...]
+    certificates: tuple[CertificateSummary, ...]
+    findings: tuple[Finding, ...]
+    probes: tuple[ProbeObservation, ...]
+
+    def with_findings(self, findings: Iterable[Finding]) -> TargetReport:
+        return replace(self, findings=tuple(findings))
+
+    def finding(self, check: str) -> Finding | None:
+        return next((f for f in self.findings if f.check == check), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "server_name": self.server_name,
+            "tags": list(self.tags),
+            "status": self.status.value,
+            "error": self.error,
+            "scanned_at": self.scanned_at.isoformat(),
+            "accepted_versions": list(self.accepted_versions),
+            "client_auth": [entry.to_dict() for entry in self.client_auth],
+            "certificates": [certificate.to_dict() for certificate in self.certificates],
+            "findings": [finding.to_dict() for finding in self.findings],
+            "probes": [probe.to_dict() for probe in self.probes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TargetReport:
+        return cls(
+            name=data["name"],
+            address=data["address"],
+            server_name=data["server_name"],
+            tags=tuple(data.get("tags") or ()),
+            status=Status(data["status"]),
+            error=data.get("error"),
+            scanned_at=datetime.fromisoformat(data["scanned_at"]),
+            accepted_versions=tuple(data.get("accepted_versions") or ()),
+            client_auth=tuple(ClientAuthEntry.from_dict(e) for e in data.get("client_auth") or ()),
+            certificates=tuple(CertificateSummary.from_dict(c) for c in data.get("certificates") or ()),
+            findings=tuple(Finding.from_dict(f) for f in data.get("findings") or ()),
+            probes=tuple(ProbeObservation.from_dict(p) for p in data.get("probes") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WaiverReport:
+    """The waivers file used: every waiver past its date, every one that matched nothing."""
+
+    file: str | None
+    expired: tuple[WaiverNote, ...]
+    unused: tuple[WaiverNote, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "expired": [w.to_dict() for w in self.expired],
+            "unused": [w.to_dict() for w in self.unused],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WaiverReport:
+        return cls(
+            data.get("file"),
+            tuple(WaiverNote.from_dict(w) for w in data.get("expired") or ()),
+            tuple(WaiverNote.from_dict(w) for w in data.get("unused") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineReport:
+    """The earlier report compared against; ``missing_targets`` were in it, not in this scan."""
+
+    file: str
+    missing_targets: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "missing_targets": list(self.missing_targets)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BaselineReport:
+        return cls(data["file"], tuple(data.get("missing_targets") or ()))
+
+
+@dataclass(frozen=True, slots=True)
+class ScanInfo:
+    """The scan itself. Writers get it twice: at the start (``finished`` None, no
+    triage yet) and at the end, complete."""
+
+    started: datetime
+    finished: datetime | None
+    tool_version: str
+    inventory: str | None
+    options: Mapping[str, Any]
+    checks: tuple[CheckInfo, ...] = ()
+    waivers: WaiverReport | None = None
+    baseline: BaselineReport | None = None
+
+    def check(self, check_id: str) -> CheckInfo | None:
+        return next((c for c in self.checks if c.id == check_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat() if self.finished else None,
+            "tool": TOOL,
+            "tool_version": self.tool_version,
+            "inventory": self.inventory,
+            "options": dict(self.options),
+            "checks": [check.to_dict() for check in self.checks],
+        }
+        if self.waivers is not None:
+            data["waivers"] = self.waivers.to_dict()
+        if self.baseline is not None:
+            data["baseline"] = self.baseline.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScanInfo:
+        finished = data.get("finished")
+        return cls(
+            started=datetime.fromisoformat(data["started"]),
+            finished=datetime.fromisoformat(finished) if finished else None,
+            tool_version=data["tool_version"],
+            inventory=data.get("inventory"),
+            options=data.get("options") or {},
+            checks=tuple(CheckInfo.from_dict(c) for c in data.get("checks") or ()),
+            waivers=WaiverReport.from_dict(data["waivers"]) if data.get("waivers") else None,
+            baseline=BaselineReport.from_dict(data["baseline"]) if data.get("baseline") else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    targets: int
+    targets_by_status: Mapping[Status, int]
+    findings_by_status: Mapping[Status, int]
+
+    @property
+    def overall(self) -> Status:
+        """The scan's verdict: its worst target status (skip when there are none)."""
+        return worst_status(status for status, count in self.targets_by_status.items() if count)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "targets": self.targets,
+            "targets_by_status": {s.value: n for s, n in self.targets_by_status.items()},
+            "findings_by_status": {s.value: n for s, n in self.findings_by_status.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Summary:
+        return cls(
+            targets=data["targets"],
+            targets_by_status={Status(s): n for s, n in data["targets_by_status"].items()},
+            findings_by_status={Status(s): n for s, n in data["findings_by_status"].items()},
+        )
+
+
+class SummaryCounter:
+    """Counts targets and findings by status as they stream past."""
+
+    def __init__(self) -> None:
+        self.targets = 0
+        self._by_target: Counter[Status] = Counter()
+        self._by_finding: Counter[Status] = Counter()
+
+    def add(self, target: TargetReport) -> None:
+        self.targets += 1
+        self._by_target[target.status] += 1
+        self._by_finding.update(finding.status for finding in target.findings)
+
+    def summary(self) -> Summary:
+        return Summary(self.targets, dict(self._by_target), dict(self._by_finding))
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDocument:
+    scan: ScanInfo
+    summary: Summary
+    targets: tuple[TargetReport, ...]
+    schema_version: str = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "targets": [target.to_dict() for target in self.targets],
+            "scan": self.scan.to_dict(),
+            "summary": self.summary.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReportDocument:
+        """From a dict that already passed the JSON schema (``reports.json_report.load_report``)."""
+        return cls(
+            scan=ScanInfo.from_dict(data["scan"]),
+            summary=Summary.from_dict(data["summary"]),
+            targets=tuple(TargetReport.from_dict(t) for t in data["targets"]),
+            schema_version=data["schema_version"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TargetDigest:
+    """What the console, progress and exit code keep of a finished target: a scan of
+    10,000 targets must not hold 10,000 reports to print its summary."""
+
+    name: str
+    address: str
+    status: Status
+    error: str | None
+    findings: tuple[Finding, ...]
+
+    @classmethod
+    def of(cls, target: TargetReport) -> TargetDigest:
+        light = tuple(replace(f, evidence={}, commands=(), remediation="") for f in target.findings)
+        return cls(target.name, target.address, target.status, target.error, light)
