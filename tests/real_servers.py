@@ -9,6 +9,7 @@ so CI can never go green by skipping the very tests that matter.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import os
 import shutil
@@ -21,9 +22,9 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
-from mtls_audit.scanner.credentials.factory import CLIENT_AUTH, SERVER_AUTH, Issued, common_name, issue
+from mtls_audit.scanner.credentials.factory import CLIENT_AUTH, SERVER_AUTH, Issued, common_name, issue, new_key
 
 SERVER_NAME = "mtls.test"
 
@@ -226,3 +227,104 @@ def s_server(pki: ServerPKI, workdir: Path, port: int, *flags: str) -> list[str]
         "-cert_chain", str(pki.path("intermediate.pem")), "-CAfile", str(pki.path("ca.pem")),
         *flags,
     ]  # fmt: skip
+
+
+# -- arbitrary chains ---------------------------------------------------------------
+
+
+def issue_ca_certificate(
+    subject: str,
+    *,
+    issuer: Issued,
+    ca: bool = True,
+    path_length: int | None = None,
+    key_cert_sign: bool = True,
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+) -> Issued:
+    """An intermediate with the extensions `issue` never writes: basicConstraints
+    CA:FALSE (``ca=False``), a pathLenConstraint, or a keyUsage without keyCertSign.
+    Otherwise like a CA from `issue` (SKI, AKI, critical keyUsage with cRLSign)."""
+    now = datetime.datetime.now(datetime.UTC)
+    key = new_key()
+    usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=key_cert_sign, crl_sign=True,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(common_name(subject))
+        .issuer_name(issuer.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - datetime.timedelta(days=30))
+        .not_valid_after(not_after or now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.private_key.public_key()), critical=False
+        )
+        .add_extension(usage, critical=True)
+    )
+    return Issued(builder.sign(issuer.private_key, hashes.SHA256()), key)
+
+
+def write_pem(path: Path, certificates: list[x509.Certificate]) -> Path:
+    """Certificates as one PEM file, in the order given (leaf first for a server)."""
+    path.write_bytes(_pem(certificates))
+    return path
+
+
+def write_key(path: Path, issued: Issued) -> Path:
+    path.write_bytes(_key(issued))
+    path.chmod(0o600)
+    return path
+
+
+def nginx_serving(
+    workdir: Path,
+    port: int,
+    *,
+    certificate: Path,
+    key: Path,
+    client_ca: Path | None,
+    verify: str = "on",
+    protocols: str = "TLSv1.3",
+) -> list[str]:
+    """nginx serving any certificate file (leaf first, then whatever chain it holds)
+    and key; with ``client_ca`` it asks for client certificates (``verify``)."""
+    binary = require_binary("nginx")
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (workdir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+    client_auth = (
+        "" if client_ca is None else f"ssl_client_certificate {client_ca};\n        ssl_verify_client {verify};"
+    )
+    (workdir / "nginx.conf").write_text(
+        f"""
+daemon off;
+master_process off;
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {workdir}/access.log;
+    client_body_temp_path {workdir}/tmp/body;
+    proxy_temp_path {workdir}/tmp/proxy;
+    fastcgi_temp_path {workdir}/tmp/fastcgi;
+    uwsgi_temp_path {workdir}/tmp/uwsgi;
+    scgi_temp_path {workdir}/tmp/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name {SERVER_NAME};
+        ssl_certificate {certificate};
+        ssl_certificate_key {key};
+        ssl_protocols {protocols};
+        {client_auth}
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+    )
+    return [binary, "-e", str(workdir / "startup.log"), "-p", str(workdir), "-c", str(workdir / "nginx.conf")]
