@@ -22,7 +22,6 @@ def _umask() -> int:
 class AtomicFile:
     def __init__(self, path: Path, *, binary: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
         # mkstemp makes 0600; a report is no secret, so give it the usual mode.
         os.fchmod(fd, 0o666 & ~_umask())

@@ -16,19 +16,25 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from mtls_audit.scanner.model.report import ScanInfo, TargetDigest
+from mtls_audit.scanner.model.status import Status
 from mtls_audit.scanner.model.text import printable
 
-STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "magenta", "skip": "dim"}
+STATUS_STYLES = {
+    Status.PASS: "green",
+    Status.WARN: "yellow",
+    Status.FAIL: "bold red",
+    Status.ERROR: "magenta",
+    Status.SKIP: "dim",
+}
 _LOG_WIDTH = 160  # CI logs do not wrap; a narrower console would fold every line
 
 
-def status_text(status: str) -> Text:
-    return Text(status.upper(), style=STATUS_STYLES.get(status, ""))
+def status_text(status: Status) -> Text:
+    return Text(status.value.upper(), style=STATUS_STYLES[status])
 
 
-def render_summary(targets: Sequence[dict], stream: TextIO | None = None, width: int | None = None) -> None:
-    """``targets``: dicts with name, address, status, error and findings
-    (check id -> {"status", "summary"})."""
+def render_summary(targets: Sequence[TargetDigest], stream: TextIO | None = None, width: int | None = None) -> None:
     stream = stream or sys.stdout
     if width is None and not stream.isatty():
         width = _LOG_WIDTH
@@ -40,49 +46,48 @@ def render_summary(targets: Sequence[dict], stream: TextIO | None = None, width:
     table.add_column("passed", justify="right")
     table.add_column("not passing")
     for target in targets:
-        findings = target["findings"]
-        passed = sum(1 for f in findings.values() if f["status"] == "pass")
+        passed = sum(1 for f in target.findings if f.status is Status.PASS)
         problems = Text()
-        for check_id, finding in findings.items():
-            if finding["status"] not in ("pass", "skip"):
+        for finding in target.findings:
+            if finding.status not in (Status.PASS, Status.SKIP):
                 if problems:
                     problems.append(", ")
-                problems.append(check_id, style=STATUS_STYLES[finding["status"]])
-                problems.append(f" ({finding['status']})")
+                problems.append(printable(finding.check), style=STATUS_STYLES[finding.status])
+                problems.append(f" ({finding.status.value})")
         table.add_row(
-            Text(printable(target["name"])),
-            Text(printable(target["address"])),
-            status_text(target["status"]),
-            f"{passed}/{len(findings)}",
+            Text(printable(target.name)),
+            Text(printable(target.address)),
+            status_text(target.status),
+            f"{passed}/{len(target.findings)}",
             problems,
         )
     console.print(table)
 
     for target in targets:
-        if target["status"] == "error" and target.get("error"):
-            line = status_text("error")
-            line.append(f" {printable(target['name'])}: could not be scanned: {printable(target['error'])}")
+        if target.status is Status.ERROR and target.error:
+            line = status_text(Status.ERROR)
+            line.append(f" {printable(target.name)}: could not be scanned: {printable(target.error)}")
             console.print(line, soft_wrap=True)
             continue
-        for check_id, finding in target["findings"].items():
-            if finding["status"] in ("fail", "warn", "error"):
-                line = status_text(finding["status"])
-                line.append(f" {printable(target['name'])} {check_id}: {printable(finding['summary'])}")
+        for finding in target.findings:
+            if finding.status.failing:
+                line = status_text(finding.status)
+                line.append(f" {printable(target.name)} {printable(finding.check)}: {printable(finding.summary)}")
                 console.print(line, soft_wrap=True)
 
 
-def render_triage_notes(scan: dict, stream: TextIO | None = None) -> None:
+def render_triage_notes(scan: ScanInfo, stream: TextIO | None = None) -> None:
     """Expired and unused waivers, and baseline targets missing from this scan: each
     is a decision someone has to revisit, so the console says so."""
     stream = stream or sys.stdout
-    waivers = scan.get("waivers") or {}
-    for label, entries in (("expired", waivers.get("expired") or []), ("unused", waivers.get("unused") or [])):
-        for entry in entries:
-            line = (
-                f"WAIVER {label}: {entry.get('target')} {entry.get('check')} "
-                f"(owner {entry.get('owner')}, expires {entry.get('expires')})"
-            )
-            print(printable(line), file=stream)
-    missing = (scan.get("baseline") or {}).get("missing_targets") or []
-    if missing:
-        print(printable(f"BASELINE targets not in this scan: {', '.join(missing)}"), file=stream)
+    if scan.waivers is not None:
+        for label, entries in (("expired", scan.waivers.expired), ("unused", scan.waivers.unused)):
+            for entry in entries:
+                line = (
+                    f"WAIVER {label}: {entry.target} {entry.check} "
+                    f"(owner {entry.owner}, expires {entry.expires.isoformat()})"
+                )
+                print(printable(line), file=stream)
+    if scan.baseline is not None and scan.baseline.missing_targets:
+        names = ", ".join(scan.baseline.missing_targets)
+        print(printable(f"BASELINE targets not in this scan: {names}"), file=stream)

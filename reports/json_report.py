@@ -17,27 +17,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
 from mtls_audit.reports.atomic import AtomicFile
-
-SCHEMA_VERSION = "1.0"  # must match scanner.results.SCHEMA_VERSION and the schema's const
-
-_STATUSES = frozenset({"pass", "warn", "fail", "error", "skip"})
-_TARGET_KEYS = (
-    "name",
-    "address",
-    "server_name",
-    "tags",
-    "status",
-    "error",
-    "accepted_versions",
-    "client_auth",
-    "certificates",
-    "findings",
-    "probes",
+from mtls_audit.scanner.model.errors import UserError
+from mtls_audit.scanner.model.report import (
+    SCHEMA_VERSION,
+    ReportDocument,
+    ScanInfo,
+    Summary,
+    TargetReport,
 )
 
 
-class ReportError(Exception):
+class ReportError(UserError):
     """A report file that cannot be used: unreadable, not JSON, or not the schema."""
 
 
@@ -63,27 +57,29 @@ class JsonReportWriter:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, scan: ScanInfo | None = None) -> None:
         if self._file is not None or self._done:
             raise RuntimeError("JsonReportWriter.start() called twice")
         self._atomic = AtomicFile(self.path)
         self._file = self._atomic.file
         self._file.write(f'{{"schema_version": {_dumps(SCHEMA_VERSION)}, "targets": [')
 
-    def add(self, target: dict[str, Any]) -> None:
-        """Write one target (``TargetResult.to_dict()``); order of calls is report order."""
+    def add(self, target: TargetReport) -> None:
+        """Write one target; order of calls is report order."""
         file = self._require_open()
-        text = _dumps(target, indent=2).replace("\n", "\n  ")
+        text = _dumps(target.to_dict(), indent=2).replace("\n", "\n  ")
         file.write(("," if self._count else "") + "\n  " + text)
         self._count += 1
 
-    def finish(self, scan: dict[str, Any], summary: dict[str, Any]) -> Path:
+    def finish(self, scan: ScanInfo, summary: Summary) -> Path:
         """Write the closing ``scan`` and ``summary``, then publish under ``path``."""
         file = self._require_open()
         atomic = self._atomic
         assert atomic is not None  # start() set it along with the open file
         closing = "\n" if self._count else ""
-        closing += f'],\n"scan": {_dumps(scan, indent=2)},\n"summary": {_dumps(summary, indent=2)}\n}}\n'
+        closing += (
+            f'],\n"scan": {_dumps(scan.to_dict(), indent=2)},\n"summary": {_dumps(summary.to_dict(), indent=2)}\n}}\n'
+        )
         try:
             file.write(closing)
         except BaseException:
@@ -136,71 +132,73 @@ def schema() -> dict[str, Any]:
     return json.loads(_schema_text())
 
 
-def load_report(path: Path | str) -> dict[str, Any]:
+def load_report(path: Path | str) -> ReportDocument:
     """Read a saved report and validate it. Raises ``ReportError`` (one line) if the
     file cannot be read, is not JSON, or does not match the schema."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise ReportError(f"{path}: cannot read report: {_one_line(str(error))}") from error
+        raise ReportError(f"{path}: cannot read report: {_one_line(str(error))}", file=str(path)) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ReportError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}") from error
+        raise ReportError(
+            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}", file=str(path)
+        ) from None
     problem = validation_problem(document)
     if problem is not None:
-        raise ReportError(f"{path}: not an mtls-audit {SCHEMA_VERSION} report: {problem}")
-    return document
+        raise ReportError(f"{path}: not an mtls-audit {SCHEMA_VERSION} report: {problem}", file=str(path))
+    if document["schema_version"] == "1.0":
+        _commands_out_of_evidence(document)
+    return ReportDocument.from_dict(document)
+
+
+_LEGACY_COMMAND = "openssl_command"
+_LEGACY_ENTRY_LISTS = ("per_version", "probes", "versions")
+_LEGACY_LABEL_KEYS = ("probe", "version", "tls_version")
+
+
+def _commands_out_of_evidence(document: dict[str, Any]) -> None:
+    """A 1.0 report kept a finding's ``openssl s_client`` lines in its evidence
+    (``openssl_command``: a string or a list, at the top or in ``per_version`` /
+    ``probes`` / ``versions`` entries). Move them to the finding's ``commands``, where
+    1.1 keeps them and every writer reads them, labelled with the entry's probe or
+    version; duplicates are dropped, order is kept. Values of another shape stay."""
+    for target in document["targets"]:
+        for finding in target["findings"]:
+            evidence = finding["evidence"]
+            commands: list[dict[str, str]] = list(finding.get("commands") or [])
+            _take_commands(evidence, "", commands)
+            for key in _LEGACY_ENTRY_LISTS:
+                entries = evidence.get(key)
+                for entry in entries if isinstance(entries, list) else ():
+                    if isinstance(entry, dict):
+                        label = next((str(entry[k]) for k in _LEGACY_LABEL_KEYS if entry.get(k) is not None), "")
+                        _take_commands(entry, label, commands)
+            finding["commands"] = commands
+
+
+def _take_commands(holder: dict[str, Any], label: str, commands: list[dict[str, str]]) -> None:
+    value = holder.get(_LEGACY_COMMAND)
+    lines = [value] if isinstance(value, str) else value
+    if not isinstance(lines, list) or not lines or not all(isinstance(line, str) for line in lines):
+        return
+    del holder[_LEGACY_COMMAND]
+    for line in lines:
+        command = {"label": label, "command": line}
+        if command not in commands:
+            commands.append(command)
 
 
 def validation_problem(document: Any) -> str | None:
-    """The first schema violation in ``document`` as one line, or None when it is valid.
-
-    Uses jsonschema when it is installed; otherwise (it is only a test dependency)
-    falls back to checking the top-level structure and the status enums.
-    """
-    try:
-        from jsonschema import Draft202012Validator
-        from jsonschema.exceptions import best_match
-    except ImportError:
-        return _basic_problem(document)
+    """The first schema violation in ``document`` as one line, or None when it is valid."""
     validator = Draft202012Validator(schema())
     error = best_match(validator.iter_errors(document))
     if error is None:
         return None
     where = error.json_path if error.path else "$"
     return _one_line(f"at {where}: {error.message}")
-
-
-def _basic_problem(document: Any) -> str | None:
-    if not isinstance(document, dict):
-        return "at $: the document is not an object"
-    for key in ("schema_version", "scan", "summary", "targets"):
-        if key not in document:
-            return f"at $: {key!r} is a required property"
-    if document["schema_version"] != SCHEMA_VERSION:
-        return f"at $.schema_version: {document['schema_version']!r} is not {SCHEMA_VERSION!r}"
-    if not isinstance(document["scan"], dict) or not isinstance(document["summary"], dict):
-        return "at $: 'scan' and 'summary' must be objects"
-    if not isinstance(document["targets"], list):
-        return "at $.targets: not an array"
-    for i, target in enumerate(document["targets"]):
-        if not isinstance(target, dict):
-            return f"at $.targets[{i}]: not an object"
-        for key in _TARGET_KEYS:
-            if key not in target:
-                return f"at $.targets[{i}]: {key!r} is a required property"
-        if target["status"] not in _STATUSES:
-            return f"at $.targets[{i}].status: {target['status']!r} is not a status"
-        if not isinstance(target["findings"], list):
-            return f"at $.targets[{i}].findings: not an array"
-        for j, finding in enumerate(target["findings"]):
-            if not isinstance(finding, dict) or finding.get("status") not in _STATUSES:
-                return f"at $.targets[{i}].findings[{j}]: missing or unknown status"
-            if not isinstance(finding.get("check"), str):
-                return f"at $.targets[{i}].findings[{j}].check: not a string"
-    return None
 
 
 def _one_line(text: str, limit: int = 300) -> str:

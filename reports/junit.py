@@ -1,28 +1,50 @@
 """JUnit XML for CI: one test case per target × check, so a pipeline's test view shows
 which endpoint broke which rule.
 
-Layout (``<testsuites name="mtls-audit">`` holding one ``<testsuite>`` per target)::
+Layout (a bare ``<testsuites>`` holding one ``<testsuite>`` per target)::
 
-    <testsuites name="mtls-audit" tests=".." failures=".." errors=".." skipped=".." time="..">
-      <testsuite name="payments-api" timestamp="<scan start>" tests="6" failures="1" ...>
-        <properties> address, server_name, tags, status, error, scanned_at </properties>
-        <testcase classname="payments-api" name="client-cert-required">
+    <testsuites>
+      <testsuite name="payments-api" tests="6" failures="1" errors="0" skipped="0" time="0.042"
+                 timestamp="<scan start, UTC>" hostname="localhost" id="0" package="mtls-audit">
+        <properties> address, server_name, status, error, scanned_at, tags </properties>
+        <testcase name="client-cert-required" classname="payments-api" time="0">
           <failure message="<summary>" type="<severity>">summary, remediation,
             reproduce commands, evidence as indented JSON</failure>
         </testcase>
         ...
+        <system-out> warnings and resolved findings of this target </system-out>
+        <system-err />
+      </testsuite>
+
+The file validates against both schemas CI tools hold JUnit files to: the Jenkins xUnit
+plugin's ``junit-10.xsd`` and the Ant JUnit schema (windyroad ``JUnit.xsd``); the tests
+check it against both. Together they fix the shape:
+
+- ``<testsuites>`` has no attributes: the Ant schema allows none, and xUnit rejects
+  ``skipped`` there. Totals are per suite; every CI tool adds them up itself.
+- each ``<testsuite>`` has ``name``, ``tests``, ``failures``, ``errors``, ``skipped``,
+  ``time`` (the target's probes' connection time, seconds), ``timestamp`` (the scan
+  start in UTC, without a zone and without fractions: the Ant pattern allows neither),
+  ``hostname`` ("localhost": the report does not record which machine scanned, and a
+  re-rendered report must not name another), ``id`` (0, 1, ... in file order) and
+  ``package`` ("mtls-audit"); its children are ``<properties>``, the test cases,
+  ``<system-out>`` and ``<system-err>``, in that order, all present.
+- each ``<testcase>`` has ``name``, ``classname`` and ``time`` (GitLab shows no duration
+  without it). A check is a pure function of observations shared by the target's
+  checks, so a test case takes no time of its own: ``0``.
+- a ``<testcase>`` holds at most one of ``<failure>``, ``<error>``, ``<skipped>`` and no
+  ``<system-out>`` (Ant), so the details of a warning that passes go to the suite's
+  ``<system-out>``, named by check; Jenkins shows a suite's output for test cases
+  without their own.
 
 Why one suite per target rather than a single "mtls-audit" suite: Jenkins and GitLab
 group test cases by ``classname`` (= the target name) whatever the suites are, so for
 them both layouts look the same; the GitHub reporters (dorny/test-reporter,
 EnricoMi/publish-unit-test-result-action, mikepenz/action-junit-report) and Azure
 DevOps show one table or count line per ``<testsuite>``, so per-target suites give a
-per-endpoint breakdown there too. A suite can also carry its target's address, SNI
-name, tags and scan error as ``<properties>``, and the ``<testsuites>`` root still
-carries the scan-wide totals and the name "mtls-audit" for tools that only read those.
-Every suite's ``timestamp`` is the scan start (a target has no start time of its own).
-Caveat: Jenkins splits a classname at dots into package and class, so a target named
-``api.internal:8443`` shows under package ``api``.
+per-endpoint breakdown there too. A suite also carries its target's address, SNI name,
+tags and scan error as ``<properties>``. Caveat: Jenkins splits a classname at dots into
+package and class, so a target named ``api.internal:8443`` shows under package ``api``.
 
 Finding status → JUnit result:
 
@@ -33,9 +55,10 @@ Finding status → JUnit result:
 ``skip``                   ``<skipped message=summary>``
 waived (fail/warn/error)   ``<skipped message="waived: REASON (owner OWNER, until DATE)">``
                            with the original status and the full body
-``warn``                   passes, with the summary and body in ``<system-out>``; with
-                           ``fail_on="warn"`` (``--fail-on warn``) a ``<failure>`` instead
-``pass``                   passes (``<system-out>`` only to note a resolved baseline)
+``warn``                   passes, with ``WARN <check>:`` and the body in the suite's
+                           ``<system-out>``; with ``fail_on="warn"`` (``--fail-on warn``)
+                           a ``<failure>`` instead
+``pass``                   passes (the suite's ``<system-out>`` notes a resolved baseline)
 =========================  =============================================================
 
 A target that could not be scanned has only ``error`` findings already; if a report has
@@ -47,29 +70,35 @@ XML library escapes markup (``<``, ``&``, quotes), and characters XML 1.0 cannot
 all (NUL, ESC and the other C0 controls, lone surrogates, U+FFFE/U+FFFF) are replaced by
 a visible ``\\xNN``/``\\uNNNN`` escape so the file always stays well-formed.
 
-The writer has the streaming interface of ``JsonReportWriter``: ``start()``,
-``add(target)`` per target (test cases are built right away, so the full target dicts
-are not kept), ``finish(scan, summary)`` writes everything to a temporary file next to
-the destination and renames it into place.
+Memory: ``add(target)`` builds that target's ``<testsuite>`` at once, serializes it to a
+spill file next to the destination (``reports.spill``) and keeps only the number of
+suites; ``finish()`` writes the root and copies the suites into the report's temporary
+file, which is then renamed into place. ``abort()`` deletes both.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
-from junitparser import junitparser as _junitparser_module
-
 from mtls_audit.reports.atomic import AtomicFile
+from mtls_audit.reports.spill import SpillFile
+from mtls_audit.scanner.model.finding import BaselineLabel, Finding, ReproCommand, WaiverNote
+from mtls_audit.scanner.model.report import ScanInfo, Summary, TargetReport
+from mtls_audit.scanner.model.status import Status
 
 FAIL_ON_LEVELS = ("fail", "warn")
 UNSCANNED_CASE_NAME = "scan"
+PACKAGE = "mtls-audit"
+HOSTNAME = "localhost"  # the Ant schema's value when the scanning host is not known
+CASE_TIME = "0"
+_INDENT = "  "
 
 # Everything outside XML 1.0's Char production: #x9 | #xA | #xD | [#x20-#xD7FF] |
 # [#xE000-#xFFFD] | [#x10000-#x10FFFF]. Lone surrogates are in the excluded range too.
@@ -88,29 +117,18 @@ def xml_safe(value: Any) -> str:
     return _XML_ILLEGAL.sub(escape, text)
 
 
-def openssl_commands(evidence: Any) -> list[str]:
-    """The ``openssl s_client`` command lines in a finding's evidence, top level first,
-    then those nested in ``per_version`` entries; duplicates dropped, order kept."""
-    found: list[str] = []
-
-    def take(value: Any) -> None:
-        items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-        for item in items:
-            if isinstance(item, str) and item not in found:
-                found.append(item)
-
-    if isinstance(evidence, dict):
-        take(evidence.get("openssl_command"))
-        per_version = evidence.get("per_version")
-        if isinstance(per_version, list):
-            for entry in per_version:
-                if isinstance(entry, dict):
-                    take(entry.get("openssl_command"))
-    return found
+def command_lines(commands: Iterable[ReproCommand]) -> list[str]:
+    """The reproduce commands as lines: each command under a ``# label`` comment line."""
+    lines: list[str] = []
+    for command in commands:
+        if command.label:
+            lines.append(f"# {command.label}")
+        lines.append(command.command)
+    return lines
 
 
-def waiver_message(waiver: dict[str, Any]) -> str:
-    return f"waived: {waiver.get('reason', '')} (owner {waiver.get('owner', '')}, until {waiver.get('expires', '')})"
+def waiver_message(waiver: WaiverNote) -> str:
+    return f"waived: {waiver.reason} (owner {waiver.owner}, until {waiver.expires.isoformat()})"
 
 
 class JunitReportWriter:
@@ -118,8 +136,11 @@ class JunitReportWriter:
     ``finish(scan, summary)``.
 
     ``fail_on`` mirrors ``--fail-on``: with ``"fail"`` (the default) a ``warn`` finding
-    is a passing test case with its summary in ``<system-out>``; with ``"warn"`` it is
-    a ``<failure>``, so the CI view agrees with the exit code.
+    is a passing test case with its details in the suite's ``<system-out>``; with
+    ``"warn"`` it is a ``<failure>``, so the CI view agrees with the exit code.
+
+    Between ``add()`` calls the writer holds no target and no suite: only the count of
+    suites written to its spill file.
     """
 
     def __init__(self, path: Path | str, *, fail_on: str = "fail") -> None:
@@ -127,58 +148,57 @@ class JunitReportWriter:
             raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON_LEVELS)}, not {fail_on!r}")
         self.path = Path(path)
         self.fail_on = fail_on
-        self._suites: list[TestSuite] = []
+        self.suites = 0
+        self._spill: SpillFile | None = None
         self._started = False
         self._done = False
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, scan: ScanInfo | None = None) -> None:
         if self._started or self._done:
             raise RuntimeError("JunitReportWriter.start() called twice")
         self._started = True
+        self._spill = SpillFile(self.path)
 
-    def add(self, target: dict[str, Any]) -> None:
-        """Turn one target (``TargetResult.to_dict()``, possibly annotated with
-        ``waived``/``waiver``/``baseline``) into a test suite; call order is file order."""
-        self._require_open()
-        self._suites.append(_suite(target, self.fail_on))
+    def add(self, target: TargetReport) -> None:
+        """Turn one target into a test suite and park it on disk; call order is file order."""
+        spill = self._require_open()
+        suite = suite_element(target, self.fail_on, suite_id=self.suites)
+        spill.append(_serialize_suite(suite))
+        self.suites += 1
 
-    def finish(self, scan: dict[str, Any], summary: dict[str, Any] | None = None) -> Path:
-        """Write every suite and publish the file under ``path`` (atomically)."""
-        self._require_open()
-        root = JUnitXml(name="mtls-audit")
-        started = scan.get("started") if isinstance(scan, dict) else None
-        for suite in self._suites:
-            if started:
-                suite.timestamp = xml_safe(started)
-            # append, not add_testsuite(): that one compares every suite with every
-            # other (quadratic) and merges suites it considers equal.
-            root.append(suite)
-        root.update_statistics()
-        duration = _duration(scan)
-        if duration is not None:
-            root.time = duration
-        indent = getattr(_junitparser_module.etree, "indent", None)
-        if indent is not None:
-            indent(root._elem, space="  ")
-
-        target = AtomicFile(self.path, binary=True)
+    def finish(self, scan: ScanInfo, summary: Summary | None = None) -> Path:
+        """Write the root and every suite, then publish the file under ``path`` (atomically)."""
+        spill = self._require_open()
+        stamp = _timestamp(scan)
+        target = AtomicFile(self.path)
         try:
-            root.write(target.file)
+            file = target.file
+            file.write("<?xml version='1.0' encoding='utf-8'?>\n")
+            if spill.records:
+                file.write("<testsuites>")
+                for suite in spill:
+                    file.write("\n" + _INDENT + suite.replace(_TIMESTAMP_PLACEHOLDER, stamp, 1))
+                file.write("\n</testsuites>\n")
+            else:
+                file.write("<testsuites />\n")
+            target.commit()
         except BaseException:
             target.abort()
-            self._suites = []
-            self._done = True
             raise
-        target.commit()
-        self._suites = []
-        self._done = True
+        finally:
+            self._close()
         return self.path
 
     def abort(self) -> None:
-        """Drop what was collected; nothing is ever written before ``finish()``."""
-        self._suites = []
+        """Drop what was collected; nothing is written under ``path`` before ``finish()``."""
+        self._close()
+
+    def _close(self) -> None:
+        if self._spill is not None:
+            self._spill.discard()
+            self._spill = None
         self._done = True
 
     def __enter__(self) -> JunitReportWriter:
@@ -195,110 +215,145 @@ class JunitReportWriter:
         if not self._done:
             self.abort()
 
-    def _require_open(self) -> None:
-        if not self._started or self._done:
+    def _require_open(self) -> SpillFile:
+        if not self._started or self._done or self._spill is None:
             state = "finished or aborted" if self._done else "not started"
             raise RuntimeError(f"JunitReportWriter is {state}")
+        return self._spill
+
+
+# -- the file around the suites --------------------------------------------------------
+
+# The scan start is known only in finish() (a re-rendered report passes it to both),
+# so a suite is spilled with this placeholder where its timestamp goes. It cannot
+# occur in real attribute text: a raw NUL never survives xml_safe.
+_TIMESTAMP_PLACEHOLDER = 'timestamp="\x00"'
+
+
+def _timestamp(scan: ScanInfo) -> str:
+    """The scan start in UTC as the Ant schema's pattern wants it: no zone, no fraction."""
+    started = scan.started if scan.started.tzinfo is None else scan.started.astimezone(UTC)
+    return f'timestamp="{started.strftime("%Y-%m-%dT%H:%M:%S")}"'
+
+
+def _serialize_suite(suite: ET.Element) -> str:
+    ET.indent(suite, space=_INDENT, level=1)
+    suite.tail = None
+    return ET.tostring(suite, encoding="unicode")
 
 
 # -- building ------------------------------------------------------------------------
 
 
-def _suite(target: dict[str, Any], fail_on: str) -> TestSuite:
-    name = xml_safe(target.get("name", ""))
-    suite = TestSuite(name)
-    for key in ("address", "server_name", "status", "error", "scanned_at"):
-        value = target.get(key)
+def suite_element(target: TargetReport, fail_on: str, *, suite_id: int = 0) -> ET.Element:
+    """One target's ``<testsuite>``, with its statistics. Its ``timestamp`` is a
+    placeholder the writer fills in: the scan start is only final in ``finish()``."""
+    name = xml_safe(target.name)
+    suite = ET.Element("testsuite", {"name": name})
+    properties = ET.SubElement(suite, "properties")
+    facts: list[tuple[str, str | None]] = [
+        ("address", target.address),
+        ("server_name", target.server_name),
+        ("status", target.status.value),
+        ("error", target.error),
+        ("scanned_at", target.scanned_at.isoformat()),
+    ]
+    if target.tags:
+        facts.append(("tags", ", ".join(target.tags)))
+    for key, value in facts:
         if value is not None:
-            suite.add_property(key, xml_safe(value))
-    tags = target.get("tags") or []
-    if tags:
-        suite.add_property("tags", xml_safe(", ".join(str(tag) for tag in tags)))
+            ET.SubElement(properties, "property", {"name": key, "value": xml_safe(value)})
 
-    findings = target.get("findings") or []
-    cases = [_case(target, finding, fail_on) for finding in findings]
-    if not findings and target.get("error"):
-        case = TestCase(UNSCANNED_CASE_NAME, name)
-        message = f"target could not be scanned: {target['error']}"
-        case.result = [Error(xml_safe(message), "error")]
+    cases = [_case(target, finding, fail_on) for finding in target.findings]
+    if not target.findings and target.error:
+        case = ET.Element("testcase", {"name": UNSCANNED_CASE_NAME, "classname": name, "time": CASE_TIME})
+        message = f"target could not be scanned: {target.error}"
+        ET.SubElement(case, "error", {"message": xml_safe(message), "type": "error"})
         cases.append(case)
-    suite.add_testcases(cases)
+    suite.extend(cases)
+    ET.SubElement(suite, "system-out").text = xml_safe(_suite_output(target, fail_on)) or None
+    ET.SubElement(suite, "system-err")
+
+    def count(tag: str) -> int:
+        return sum(1 for case in cases if case.find(tag) is not None)
+
+    suite.set("tests", str(len(cases)))
+    suite.set("failures", str(count("failure")))
+    suite.set("errors", str(count("error")))
+    suite.set("skipped", str(count("skipped")))
+    suite.set("time", _suite_time(target))
+    suite.set("timestamp", "\x00")  # the placeholder finish() replaces
+    suite.set("hostname", HOSTNAME)
+    suite.set("id", str(suite_id))
+    suite.set("package", PACKAGE)
     return suite
 
 
-def _case(target: dict[str, Any], finding: dict[str, Any], fail_on: str) -> TestCase:
-    case = TestCase(xml_safe(finding.get("check", "")), xml_safe(target.get("name", "")))
-    status = finding.get("status")
-    summary = str(finding.get("summary", ""))
-    severity = str(finding.get("severity", ""))
-    waiver = finding.get("waiver") if isinstance(finding.get("waiver"), dict) else None
+def _suite_time(target: TargetReport) -> str:
+    """Seconds spent connecting to the target: its probes' durations, added up."""
+    milliseconds = sum(probe.total_ms for probe in target.probes if probe.total_ms is not None)
+    return f"{milliseconds / 1000:.3f}"
 
-    result: Skipped | Failure | Error | None
-    if finding.get("waived"):
-        message = waiver_message(waiver) if waiver is not None else "waived"
-        result = Skipped(xml_safe(message))
-        result.text = xml_safe(
-            f"{status.upper() if isinstance(status, str) else status} (waived)\n" + _body(target, finding)
-        )
-    elif status == "fail" or (status == "warn" and fail_on == "warn"):
-        result = Failure(xml_safe(summary), xml_safe(severity))
-        result.text = xml_safe(_body(target, finding))
-    elif status == "error":
-        result = Error(xml_safe(summary), xml_safe(severity))
-        result.text = xml_safe(_body(target, finding))
-    elif status == "skip":
-        result = Skipped(xml_safe(summary))
-    else:
-        result = None
 
-    if result is not None:
-        case.result = [result]
-    if status == "warn" and fail_on != "warn" and not finding.get("waived"):
-        case.system_out = xml_safe("WARN: " + _body(target, finding))
-    elif status == "pass" and finding.get("baseline") == "resolved":
-        case.system_out = xml_safe(f"resolved: was failing in the baseline; now: {summary}")
+def _suite_output(target: TargetReport, fail_on: str) -> str:
+    """What passing test cases have to say: warnings (unless they fail) and findings
+    that passed after failing in the baseline."""
+    notes = []
+    for finding in target.findings:
+        if finding.status is Status.WARN and fail_on != "warn" and not finding.waived:
+            notes.append(f"WARN {finding.check}: " + _body(target, finding))
+        elif finding.status is Status.PASS and finding.baseline is BaselineLabel.RESOLVED:
+            notes.append(f"RESOLVED {finding.check}: was failing in the baseline; now: {finding.summary}\n")
+    return "\n".join(notes)
+
+
+def _case(target: TargetReport, finding: Finding, fail_on: str) -> ET.Element:
+    case = ET.Element(
+        "testcase", {"name": xml_safe(finding.check), "classname": xml_safe(target.name), "time": CASE_TIME}
+    )
+    status = finding.status
+
+    def result(tag: str, text: str | None, message: str, kind: str | None = None) -> None:
+        attributes = {"message": xml_safe(message)}
+        if kind is not None:
+            attributes["type"] = xml_safe(kind)
+        element = ET.SubElement(case, tag, attributes)
+        if text is not None:
+            element.text = xml_safe(text)
+
+    if finding.waived:
+        message = waiver_message(finding.waiver) if finding.waiver is not None else "waived"
+        result("skipped", f"{status.value.upper()} (waived)\n" + _body(target, finding), message)
+    elif status is Status.FAIL or (status is Status.WARN and fail_on == "warn"):
+        result("failure", _body(target, finding), finding.summary, finding.severity.value)
+    elif status is Status.ERROR:
+        result("error", _body(target, finding), finding.summary, finding.severity.value)
+    elif status is Status.SKIP:
+        result("skipped", None, finding.summary)
     return case
 
 
-def _body(target: dict[str, Any], finding: dict[str, Any]) -> str:
-    lines = [str(finding.get("summary", "")), ""]
-    lines.append(
-        f"Target: {target.get('name', '')} ({target.get('address', '')}, server name {target.get('server_name', '')})"
-    )
-    lines.append(f"Check: {finding.get('check', '')} (severity {finding.get('severity', '')})")
-    baseline = finding.get("baseline")
-    if baseline:
-        lines.append(f"Baseline: {baseline}")
-    waiver = finding.get("waiver")
-    if isinstance(waiver, dict) and waiver.get("expired"):
+def _body(target: TargetReport, finding: Finding) -> str:
+    lines = [finding.summary, ""]
+    lines.append(f"Target: {target.name} ({target.address}, server name {target.server_name})")
+    lines.append(f"Check: {finding.check} (severity {finding.severity.value})")
+    if finding.baseline is not None:
+        lines.append(f"Baseline: {finding.baseline.value}")
+    waiver = finding.waiver
+    if waiver is not None and waiver.expired:
         lines.append(
-            f"Waiver EXPIRED on {waiver.get('expires', '')} (not applied): "
-            f"{waiver.get('reason', '')} (owner {waiver.get('owner', '')})"
+            f"Waiver EXPIRED on {waiver.expires.isoformat()} (not applied): {waiver.reason} (owner {waiver.owner})"
         )
-    remediation = finding.get("remediation")
-    if remediation:
-        lines += ["", "Remediation:", _indent([str(remediation)])]
-    commands = openssl_commands(finding.get("evidence"))
+    if finding.remediation:
+        lines += ["", "Remediation:", _indent([finding.remediation])]
+    commands = command_lines(finding.commands)
     if commands:
         lines += ["", "Reproduce:", _indent(commands)]
-    evidence = finding.get("evidence")
-    if evidence:
-        text = json.dumps(evidence, indent=2, ensure_ascii=False, default=str, sort_keys=False)
+    if finding.evidence:
+        text = json.dumps(finding.evidence, indent=2, ensure_ascii=False, default=str, sort_keys=False)
         lines += ["", "Evidence:", _indent(text.splitlines())]
     return "\n".join(lines) + "\n"
 
 
 def _indent(lines: Iterable[str], prefix: str = "  ") -> str:
     return "\n".join(prefix + line for line in lines)
-
-
-def _duration(scan: Any) -> float | None:
-    if not isinstance(scan, dict):
-        return None
-    try:
-        started = datetime.fromisoformat(scan["started"])
-        finished = datetime.fromisoformat(scan["finished"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    seconds = (finished - started).total_seconds()
-    return round(seconds, 3) if seconds >= 0 else None

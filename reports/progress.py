@@ -7,11 +7,13 @@ terminal (CI logs): one plain line per finished target. With --quiet: nothing.
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
-from mtls_audit.reports.console import printable
+from mtls_audit.scanner.model.report import TargetDigest
+from mtls_audit.scanner.model.status import Status
+from mtls_audit.scanner.model.text import printable
 
-_FAILING = ("fail", "error")
+_FAILING = (Status.FAIL, Status.ERROR)
 
 
 class ScanProgress:
@@ -39,23 +41,18 @@ class ScanProgress:
             self._task = self._bar.add_task("scan", total=total, failing=0)
             self._bar.start()
 
-    def target_done(self, digest: Any) -> None:
-        """``digest``: a finished target with name, address, status and findings."""
+    def target_done(self, digest: TargetDigest) -> None:
         self.done += 1
         if digest.status in _FAILING:
             self.failing += 1
         if self._bar is not None:
             self._bar.update(self._task, advance=1, failing=self.failing)
         elif self._mode == "lines":
-            problems = [
-                f"{check_id} ({finding['status']})"
-                for check_id, finding in digest.findings.items()
-                if finding["status"] in ("fail", "warn", "error")
-            ]
+            problems = [f"{f.check} ({f.status.value})" for f in digest.findings if f.status.failing]
             detail = f": {', '.join(problems)}" if problems else ""
             if digest.error:
                 detail = f": could not be scanned: {digest.error}"
-            line = f"[{self.done}/{self.total}] {digest.name} {digest.address} {digest.status.upper()}{detail}"
+            line = f"[{self.done}/{self.total}] {digest.name} {digest.address} {digest.status.value.upper()}{detail}"
             print(printable(line), file=self._stream, flush=True)
 
     def close(self) -> None:

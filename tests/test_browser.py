@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from mtls_audit.reports.html.writer import write_html
+from mtls_audit.scanner.model.report import ReportDocument
 
 REPO = Path(__file__).resolve().parent.parent
 README_SCREENSHOT = REPO / "docs" / "report.png"
@@ -168,8 +169,10 @@ def _hostile_document() -> dict[str, Any]:
             "names": [f"DNS:{SCRIPT}", "URI:javascript:alert(1)", ATTRIBUTE],
             "reason": f"{SVG}\n{ANSI}{BAD_BYTE}",
             ATTRIBUTE: {SCRIPT: [SVG, None, True]},
-            "openssl_command": f"openssl s_client -connect 192.0.2.1:443 -servername '{ATTRIBUTE}'",
         },
+        "commands": [
+            {"label": SCRIPT, "command": f"openssl s_client -connect 192.0.2.1:443 -servername '{ATTRIBUTE}'"}
+        ],
         "waived": True,
         "waiver": {
             "target": SCRIPT,
@@ -215,7 +218,7 @@ def _hostile_document() -> dict[str, Any]:
         "probes": [],
     }
     return {
-        "schema_version": "1.0",
+        "schema_version": "1.1",
         "scan": {
             "started": "2026-01-01T00:00:00+00:00",
             "finished": None,
@@ -225,8 +228,12 @@ def _hostile_document() -> dict[str, Any]:
             "options": {ATTRIBUTE: SCRIPT},
             "waivers": {
                 "file": ATTRIBUTE,
-                "expired": [{"target": SCRIPT, "check": "x", "reason": SVG}],
-                "unused": [SCRIPT],
+                "expired": [
+                    {"target": SCRIPT, "check": "x", "reason": SVG, "owner": ATTRIBUTE, "expires": "2020-01-01"}
+                ],
+                "unused": [
+                    {"target": SCRIPT, "check": SVG, "reason": ATTRIBUTE, "owner": SCRIPT, "expires": "2099-01-01"}
+                ],
             },
             "baseline": {"file": SCRIPT, "missing_targets": [ATTRIBUTE]},
         },
@@ -238,7 +245,7 @@ def _hostile_document() -> dict[str, Any]:
 @pytest.mark.parametrize("bypass_csp", [False, True], ids=["with-csp", "without-csp"])
 def test_hostile_strings_stay_text(open_page, tmp_path, bypass_csp):
     """Escaping alone must hold: with the CSP bypassed, nothing injected runs either."""
-    path = write_html(_hostile_document(), tmp_path / "hostile.html")
+    path = write_html(ReportDocument.from_dict(_hostile_document()), tmp_path / "hostile.html")
     opened = open_page(path, bypass_csp=bypass_csp)
     page = opened.page
 

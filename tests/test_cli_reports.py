@@ -10,8 +10,19 @@ from pathlib import Path
 
 import yaml
 from test_cli import assert_one_line_error, run_cli, write_inventory
+from test_junit_schemas import assert_valid
 
 from mtls_audit.reports.json_report import load_report
+from mtls_audit.scanner.model.report import ReportDocument
+from mtls_audit.scanner.model.status import Status
+
+
+def baseline_marks(document: ReportDocument) -> dict[tuple[str, str], str | None]:
+    return {
+        (t.name, f.check): f.baseline.value if f.baseline is not None else None
+        for t in document.targets
+        for f in t.findings
+    }
 
 
 def scan_to(tmp_path: Path, lab_process, names: list[str], *extra: str, name: str = "r.json"):
@@ -112,10 +123,9 @@ def test_baseline_marks_findings_and_fail_on_new_only_fails_regressions(tmp_path
         tmp_path, lab_process, ["optional", "any-ca"], "--baseline", str(baseline), "--fail-on-new", name="now.json"
     )
     assert known_only.returncode == 0, known_only.stderr  # both failures were there last time
-    document = load_report(report)
-    baseline_marks = {(t["name"], f["check"]): f.get("baseline") for t in document["targets"] for f in t["findings"]}
-    assert baseline_marks[("optional", "client-cert-required")] == "known"
-    assert baseline_marks[("any-ca", "client-cert-required")] is None  # passing then and now
+    marks = baseline_marks(load_report(report))
+    assert marks[("optional", "client-cert-required")] == "known"
+    assert marks[("any-ca", "client-cert-required")] is None  # passing then and now
 
     # A new failing endpoint (no-client-auth) is a regression: --fail-on-new fails.
     regression, report = scan_to(
@@ -128,7 +138,7 @@ def test_baseline_marks_findings_and_fail_on_new_only_fails_regressions(tmp_path
         name="later.json",
     )
     assert regression.returncode == 1
-    marks = {(t["name"], f["check"]): f.get("baseline") for t in load_report(report)["targets"] for f in t["findings"]}
+    marks = baseline_marks(load_report(report))
     assert marks[("no-client-auth", "client-cert-required")] == "new"
     assert_one_line_error(run_cli("scan", str(tmp_path / "inventory.yaml"), "--fail-on-new"), "--baseline")
 
@@ -153,16 +163,18 @@ def test_waivers_keep_a_finding_from_failing_until_they_expire(tmp_path: Path, l
     )
     assert waived.returncode == 0, waived.stderr
     document = load_report(report)
-    finding = next(f for f in document["targets"][0]["findings"] if f["check"] == "client-cert-required")
-    assert finding["status"] == "fail" and finding["waived"] is True
-    assert finding["waiver"]["owner"] == "netsec@example.com"
+    finding = document.targets[0].finding("client-cert-required")
+    assert finding is not None
+    assert finding.status is Status.FAIL and finding.waived is True
+    assert finding.waiver is not None and finding.waiver.owner == "netsec@example.com"
 
     expired, report = scan_to(
         tmp_path, lab_process, ["optional"], "--waivers", str(waivers(today - timedelta(days=1))), name="x.json"
     )
     assert expired.returncode == 1
-    scan = load_report(report)["scan"]
-    assert [w["target"] for w in scan["waivers"]["expired"]] == ["opt*"]
+    scan = load_report(report).scan
+    assert scan.waivers is not None
+    assert [w.target for w in scan.waivers.expired] == ["opt*"]
     printed = run_cli(
         "scan", str(tmp_path / "inventory.yaml"), "--waivers", str(waivers(today - timedelta(days=1)))
     ).stdout
@@ -175,7 +187,8 @@ def test_waivers_keep_a_finding_from_failing_until_they_expire(tmp_path: Path, l
         tmp_path, lab_process, ["strict"], "--waivers", str(waivers(today + timedelta(days=5))), name="u.json"
     )
     assert unused.returncode == 0
-    assert [w["target"] for w in load_report(report)["scan"]["waivers"]["unused"]] == ["opt*"]
+    unused_waivers = load_report(report).scan.waivers
+    assert unused_waivers is not None and [w.target for w in unused_waivers.unused] == ["opt*"]
 
     (tmp_path / "broken.yaml").write_text(yaml.safe_dump({"waivers": [{"target": "x", "check": "tls13-only"}]}))
     assert_one_line_error(
@@ -189,7 +202,9 @@ def test_demo_writes_all_four_reports(tmp_path: Path):
     for name in ("report.json", "report.html", "junit.xml", "findings.ecs.ndjson"):
         assert (tmp_path / "out" / name).stat().st_size > 0, name
     document = load_report(tmp_path / "out" / "report.json")
-    findings = sum(len(t["findings"]) for t in document["targets"])
+    findings = sum(len(t.findings) for t in document.targets)
+    # the demo's JUnit file is what Jenkins' xUnit plugin and the Ant schema accept
+    assert_valid(tmp_path / "out" / "junit.xml")
     assert len((tmp_path / "out" / "findings.ecs.ndjson").read_text().splitlines()) == findings + 1
     # Running the demo again leaves one scan in the SIEM file, not two.
     run_cli("demo", "--output", str(tmp_path / "out"), "--quiet")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hostile_certificate import ANSI, HOSTILE_SANS, SCRIPT
 from test_cli import run_cli, write_inventory
+from test_junit_schemas import assert_valid
 
 
 def test_hostile_certificate_is_harmless_in_every_output(tmp_path: Path, lab_process, open_page):
@@ -43,8 +44,10 @@ def test_hostile_certificate_is_harmless_in_every_output(tmp_path: Path, lab_pro
     root = ElementTree.fromstring(junit_text)
     assert {element.tag for element in root.iter()} <= {
         "testsuites", "testsuite", "testcase", "properties", "property", "failure", "error", "skipped", "system-out",
+        "system-err",
     }  # fmt: skip
     assert "\x1b" not in junit_text
+    assert_valid(tmp_path / "junit.xml")  # and still what the xUnit and Ant schemas accept
     failure = next(case for case in root.iter("testcase") if case.get("name") == "san-match").find("failure")
     assert SCRIPT in failure.get("message")  # the SAN survives, as text
 

@@ -11,25 +11,38 @@ from typing import Any
 import pytest
 from junitparser import Failure, JUnitXml
 
-from mtls_audit.reports.junit import JunitReportWriter, openssl_commands, xml_safe
-from mtls_audit.scanner.triage.baseline import Baseline, annotate
+from mtls_audit.reports.junit import JunitReportWriter, command_lines, xml_safe
+from mtls_audit.scanner.model.finding import ReproCommand
+from mtls_audit.scanner.model.report import ReportDocument, ScanInfo, Summary, TargetReport
+from mtls_audit.scanner.triage.baseline import Baseline
 from mtls_audit.scanner.triage.waivers import load_waivers
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
 STARTED = "2026-11-26T10:00:00+00:00"
+# The Ant schema's timestamp pattern allows no zone and no fraction: the scan start, UTC.
+TIMESTAMP = "2026-11-26T10:00:00"
 FINISHED = "2026-11-26T10:00:42.500000+00:00"
 CMD_TOP = "openssl s_client -connect 10.0.0.5:8443 -tls1_2 -servername payments.internal"
 CMD_NESTED = "openssl s_client -connect 10.0.0.5:8443 -tls1_3 -cert rogue-ca-client.pem"
+CMD_TLS12 = "openssl s_client -connect 10.0.0.5:8443 -tls1_2 -servername payments.internal -cert client.pem"
 
 
-def _finding(check: str, status: str, summary: str = "", severity: str = "high", **evidence: Any) -> dict[str, Any]:
+def _finding(
+    check: str,
+    status: str,
+    summary: str = "",
+    severity: str = "high",
+    commands: tuple[tuple[str, str], ...] = (),
+    **evidence: Any,
+) -> dict[str, Any]:
     return {
         "check": check,
         "status": status,
         "severity": severity,
         "summary": summary or f"{check} is {status}",
         "remediation": "" if status == "pass" else f"Fix {check}.",
+        "commands": [{"label": label, "command": command} for label, command in commands],
         "evidence": evidence,
     }
 
@@ -60,19 +73,25 @@ def _target(
     }
 
 
-def _scan() -> dict[str, Any]:
-    return {
-        "started": STARTED,
-        "finished": FINISHED,
-        "tool": "mtls-audit",
-        "tool_version": "0.1.0",
-        "inventory": "inventory.yaml",
-        "options": {},
-    }
+def _scan() -> ScanInfo:
+    return ScanInfo.from_dict(
+        {
+            "started": STARTED,
+            "finished": FINISHED,
+            "tool": "mtls-audit",
+            "tool_version": "0.1.0",
+            "inventory": "inventory.yaml",
+            "options": {},
+        }
+    )
 
 
-def _summary(targets: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"targets": len(targets), "targets_by_status": {}, "findings_by_status": {}}
+def _summary(targets: list[TargetReport]) -> Summary:
+    return Summary(len(targets), {}, {})
+
+
+def _typed(targets: list[dict[str, Any]]) -> list[TargetReport]:
+    return [TargetReport.from_dict(target) for target in targets]
 
 
 def _targets() -> list[dict[str, Any]]:
@@ -84,14 +103,18 @@ def _targets() -> list[dict[str, Any]]:
                 "fail",
                 "a client without a certificate gets in",
                 "critical",
-                openssl_command=[CMD_TOP, CMD_TOP],
-                per_version=[
-                    {"version": "TLSv1.3", "openssl_command": CMD_NESTED},
-                    {"version": "TLSv1.2", "openssl_command": [CMD_TOP]},
-                ],
+                commands=(("no-cert@tls1.2", CMD_TOP), ("rogue-ca@tls1.3", CMD_NESTED)),
+                per_version=[{"version": "TLSv1.3"}, {"version": "TLSv1.2"}],
             ),
-            _finding("wrong-ca-rejected", "pass"),
-            _finding("tls13-only", "warn", "accepts TLSv1.2", "medium", accepted=["TLSv1.2", "TLSv1.3"]),
+            _finding("wrong-ca-rejected", "pass", commands=(("rogue-ca@tls1.3", CMD_NESTED),)),
+            _finding(
+                "tls13-only",
+                "warn",
+                "accepts TLSv1.2",
+                "medium",
+                commands=(("valid@tls1.2", CMD_TLS12),),
+                accepted=["TLSv1.2", "TLSv1.3"],
+            ),
             _finding("chain-complete", "error", "could not decide: timeout", "medium"),
             _finding("san-match", "skip", "not applicable"),
             _finding("expiry-soon", "pass"),
@@ -111,10 +134,10 @@ def _targets() -> list[dict[str, Any]]:
     return [payments, unreachable, no_findings]
 
 
-def _write(tmp_path: Path, targets: list[dict[str, Any]], **options: Any) -> Path:
+def _write(tmp_path: Path, targets: list[TargetReport], **options: Any) -> Path:
     path = tmp_path / "junit.xml"
     writer = JunitReportWriter(path, **options)
-    writer.start()
+    writer.start(_scan())
     for target in targets:
         writer.add(target)
     assert writer.finish(_scan(), _summary(targets)) == path
@@ -123,6 +146,12 @@ def _write(tmp_path: Path, targets: list[dict[str, Any]], **options: Any) -> Pat
 
 def _cases(root: ET.Element) -> dict[tuple[str, str], ET.Element]:
     return {(case.get("classname"), case.get("name")): case for case in root.iter("testcase")}
+
+
+def _suite_output(root: ET.Element, name: str) -> str:
+    """The ``<system-out>`` of the target's suite (a test case may have none: Ant)."""
+    suite = next(suite for suite in root.iter("testsuite") if suite.get("name") == name)
+    return suite.find("system-out").text or ""
 
 
 def _outcome(case: ET.Element) -> str:
@@ -136,16 +165,18 @@ def _outcome(case: ET.Element) -> str:
 
 
 def test_counts_and_names_with_junitparser(tmp_path):
-    path = _write(tmp_path, _targets())
+    path = _write(tmp_path, _typed(_targets()))
     xml = JUnitXml.fromfile(str(path))
-    assert xml.name == "mtls-audit"
+    assert xml.name is None  # a bare <testsuites>: the Ant schema allows no attribute there
+    xml.update_statistics()  # totals, added up from the suites as CI tools do
     # 6 + 2 + the synthetic "scan" case of the target without findings
     assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (9, 1, 4, 1)
     suites = list(xml)
     assert [suite.name for suite in suites] == ["payments-api", "billing-db", "ghost"]
     payments = suites[0]
     assert (payments.tests, payments.failures, payments.errors, payments.skipped) == (6, 1, 1, 1)
-    assert payments.timestamp == STARTED
+    assert payments.timestamp == TIMESTAMP
+    assert payments.hostname == "localhost"
     assert [case.name for case in payments] == [
         "client-cert-required",
         "wrong-ca-rejected",
@@ -167,7 +198,9 @@ def test_counts_and_names_with_junitparser(tmp_path):
     assert by_name["san-match"].is_skipped
     assert by_name["wrong-ca-rejected"].is_passed
     assert by_name["tls13-only"].is_passed  # warn passes by default ...
-    assert "accepts TLSv1.2" in by_name["tls13-only"].system_out  # ... with the summary in system-out
+    assert by_name["tls13-only"].system_out is None  # (Ant: a test case holds no system-out)
+    # ... with the summary in its suite's system-out, named by check
+    assert "WARN tls13-only: accepts TLSv1.2" in _suite_output(ET.parse(path).getroot(), "payments-api")
     failure = by_name["client-cert-required"].result[0]
     assert isinstance(failure, Failure)
     assert failure.message == "a client without a certificate gets in"
@@ -175,25 +208,29 @@ def test_counts_and_names_with_junitparser(tmp_path):
 
 
 def test_counts_and_mapping_with_elementtree(tmp_path):
-    path = _write(tmp_path, _targets())
+    path = _write(tmp_path, _typed(_targets()))
     root = ET.parse(path).getroot()
     assert root.tag == "testsuites"
-    assert {k: root.get(k) for k in ("name", "tests", "failures", "errors", "skipped")} == {
-        "name": "mtls-audit",
-        "tests": "9",
-        "failures": "1",
-        "errors": "4",
-        "skipped": "1",
-    }
-    assert float(root.get("time")) == pytest.approx(42.5)
+    assert root.attrib == {}  # Ant allows none; xUnit rejects skipped there
     suites = root.findall("testsuite")
     assert len(suites) == 3
-    for suite in suites:
+    totals = {a: sum(int(s.get(a)) for s in suites) for a in ("tests", "failures", "errors", "skipped")}
+    assert totals == {"tests": 9, "failures": 1, "errors": 4, "skipped": 1}
+    for number, suite in enumerate(suites):
         cases = suite.findall("testcase")
         assert int(suite.get("tests")) == len(cases)
         for tag, attribute in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
             assert int(suite.get(attribute)) == sum(case.find(tag) is not None for case in cases)
-        assert suite.get("timestamp") == STARTED
+        assert suite.get("timestamp") == TIMESTAMP
+        assert (suite.get("hostname"), suite.get("id"), suite.get("package")) == (
+            "localhost",
+            str(number),
+            "mtls-audit",
+        )
+        assert float(suite.get("time")) == 0  # these targets have no probes
+        assert all(case.get("time") == "0" for case in cases)  # GitLab shows no duration without it
+        assert [child.tag for child in suite][0] == "properties"
+        assert [child.tag for child in suite][-2:] == ["system-out", "system-err"]
     outcomes = {key: _outcome(case) for key, case in _cases(root).items()}
     assert outcomes == {
         ("payments-api", "client-cert-required"): "failure",
@@ -213,38 +250,53 @@ def test_counts_and_mapping_with_elementtree(tmp_path):
 
 
 def test_failure_body_has_summary_remediation_evidence_and_commands(tmp_path):
-    path = _write(tmp_path, _targets())
+    path = _write(tmp_path, _typed(_targets()))
     case = _cases(ET.parse(path).getroot())[("payments-api", "client-cert-required")]
     body = case.find("failure").text
     assert body.startswith("a client without a certificate gets in\n")
     assert "Fix client-cert-required." in body
     assert "Target: payments-api (10.0.0.5:8443, server name payments.internal)" in body
     reproduce = body.split("Reproduce:\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    assert [line.strip() for line in reproduce] == [CMD_TOP, CMD_NESTED]  # deduplicated, in order
+    # every command, labelled with the probe it repeats, indented under the heading
+    assert reproduce == ["  # no-cert@tls1.2", f"  {CMD_TOP}", "  # rogue-ca@tls1.3", f"  {CMD_NESTED}"]
     evidence = json.loads(body.split("Evidence:\n", 1)[1])
-    assert evidence["per_version"][0]["openssl_command"] == CMD_NESTED
+    assert evidence == {"per_version": [{"version": "TLSv1.3"}, {"version": "TLSv1.2"}]}  # commands are not evidence
     error = _cases(ET.parse(path).getroot())[("payments-api", "chain-complete")].find("error")
     assert error.get("message") == "could not decide: timeout" and "Fix chain-complete." in error.text
 
 
-def test_openssl_commands_collects_strings_and_lists():
-    assert openssl_commands({}) == []
-    assert openssl_commands({"openssl_command": "a", "per_version": [{"openssl_command": ["b", "a"]}, "junk"]}) == [
-        "a",
-        "b",
-    ]
-    assert openssl_commands({"openssl_command": 5, "per_version": "nope"}) == []
-    assert openssl_commands(None) == []
+def test_command_lines_label_each_command():
+    assert command_lines(()) == []
+    assert command_lines((ReproCommand("no-cert@tls1.3", "a"), ReproCommand("", "b"))) == ["# no-cert@tls1.3", "a", "b"]
+
+
+@pytest.mark.parametrize("fail_on", ["fail", "warn"])
+def test_every_check_shows_its_reproduce_commands(tmp_path, fail_on):
+    """The commands are the finding's, whatever the check (wrong-ca-rejected and
+    tls13-only kept theirs elsewhere in the evidence and used to lose them)."""
+    target = _target(
+        "api",
+        [
+            _finding("wrong-ca-rejected", "fail", commands=(("rogue-ca@tls1.3", CMD_NESTED),)),
+            _finding("tls13-only", "warn", "accepts TLSv1.2", commands=(("valid@tls1.2", CMD_TLS12),)),
+        ],
+    )
+    root = ET.parse(_write(tmp_path, _typed([target]), fail_on=fail_on)).getroot()
+    text = "".join(root.itertext())
+    assert f"# rogue-ca@tls1.3\n  {CMD_NESTED}" in text
+    assert f"# valid@tls1.2\n  {CMD_TLS12}" in text
 
 
 def test_warn_is_a_failure_with_fail_on_warn(tmp_path):
-    path = _write(tmp_path, _targets(), fail_on="warn")
+    path = _write(tmp_path, _typed(_targets()), fail_on="warn")
     xml = JUnitXml.fromfile(str(path))
+    xml.update_statistics()
     assert (xml.failures, xml.errors) == (2, 4)
     case = _cases(ET.parse(path).getroot())[("payments-api", "tls13-only")]
     failure = case.find("failure")
     assert failure.get("message") == "accepts TLSv1.2" and failure.get("type") == "medium"
     assert case.find("system-out") is None
+    assert "WARN" not in (_suite_output(ET.parse(path).getroot(), "payments-api"))
 
 
 def test_fail_on_must_be_fail_or_warn(tmp_path):
@@ -255,6 +307,7 @@ def test_fail_on_must_be_fail_or_warn(tmp_path):
 def test_a_report_with_no_targets_is_valid(tmp_path):
     path = _write(tmp_path, [])
     xml = JUnitXml.fromfile(str(path))
+    xml.update_statistics()
     assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (0, 0, 0, 0)
     assert ET.parse(path).getroot().findall("testsuite") == []
 
@@ -281,10 +334,11 @@ def test_waived_findings_are_skipped_and_expired_waivers_are_not(tmp_path):
     waivers_file = tmp_path / "waivers.yaml"
     waivers_file.write_text(WAIVERS, encoding="utf-8")
     waivers = load_waivers(waivers_file, known_checks={"client-cert-required", "tls13-only"})
-    targets = [waivers.apply(target, date(2026, 11, 26)) for target in _targets()]
+    targets = [waivers.apply(target, date(2026, 11, 26)) for target in _typed(_targets())]
     path = _write(tmp_path, targets, fail_on="warn")
 
     xml = JUnitXml.fromfile(str(path))
+    xml.update_statistics()
     assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (9, 1, 4, 2)
     cases = _cases(ET.parse(path).getroot())
     skipped = cases[("payments-api", "client-cert-required")].find("skipped")
@@ -306,29 +360,28 @@ def test_a_waived_warning_is_skipped_not_reported_as_a_warning(tmp_path):
         waived=True,
         waiver={"target": "payments-api", "check": "tls13-only", "reason": "r", "owner": "o", "expires": "2027-01-01"},
     )
-    case = _cases(ET.parse(_write(tmp_path, [target])).getroot())[("payments-api", "tls13-only")]
+    case = _cases(ET.parse(_write(tmp_path, _typed([target]))).getroot())[("payments-api", "tls13-only")]
     assert case.find("skipped").get("message") == "waived: r (owner o, until 2027-01-01)"
     assert case.find("system-out") is None
+    assert "WARN" not in (ET.parse(tmp_path / "junit.xml").getroot().find("testsuite/system-out").text or "")
 
 
 def test_baseline_labels_appear_in_the_body(tmp_path):
-    baseline = Baseline.from_document(
-        {
-            "targets": [
-                _target(
-                    "payments-api",
-                    [
-                        _finding("client-cert-required", "pass"),
-                        _finding("wrong-ca-rejected", "fail"),
-                    ],
-                )
-            ]
-        }
+    earlier = _target(
+        "payments-api",
+        [
+            _finding("client-cert-required", "pass"),
+            _finding("wrong-ca-rejected", "fail"),
+        ],
     )
-    target = annotate(_targets()[0], baseline)
-    cases = _cases(ET.parse(_write(tmp_path, [target])).getroot())
+    baseline = Baseline.from_document(
+        ReportDocument(_scan(), _summary([]), (TargetReport.from_dict(earlier),)), "baseline.json"
+    )
+    target = baseline.annotate(_typed(_targets())[0])
+    root = ET.parse(_write(tmp_path, [target])).getroot()
+    cases = _cases(root)
     assert "Baseline: new" in cases[("payments-api", "client-cert-required")].find("failure").text
-    assert "resolved" in cases[("payments-api", "wrong-ca-rejected")].find("system-out").text
+    assert "RESOLVED wrong-ca-rejected: was failing in the baseline" in _suite_output(root, "payments-api")
     assert _outcome(cases[("payments-api", "wrong-ca-rejected")]) == "passed"
 
 
@@ -351,8 +404,8 @@ def _hostile_target(text: str) -> dict[str, Any]:
         "san-match",
         "fail",
         f"summary {text}",
+        commands=((f"no-cert@{text}", f"openssl s_client -servername '{text}'"),),
         subject=f"CN={text}",
-        openssl_command=f"openssl s_client -servername '{text}'",
     )
     finding["remediation"] = f"remediation {text}"
     waived = _finding("tls13-only", "fail", f"waived {text}")
@@ -381,7 +434,7 @@ def _expected(text: str) -> str:
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_text_stays_well_formed_and_round_trips(tmp_path, text):
-    path = _write(tmp_path, [_hostile_target(text)])
+    path = _write(tmp_path, _typed([_hostile_target(text)]))
     raw = path.read_bytes()
     # No character XML 1.0 forbids made it into the file.
     for forbidden in ("\x00", "\x1b", "\x07", "\x0b", "\x0c"):
@@ -392,6 +445,7 @@ def test_hostile_text_stays_well_formed_and_round_trips(tmp_path, text):
     # Both parsers accept it ...
     root = ET.fromstring(raw)
     xml = JUnitXml.fromfile(str(path))
+    xml.update_statistics()
     assert (xml.tests, xml.failures, xml.skipped) == (3, 1, 1)
 
     # ... and read back the text, markup escaped rather than lost.
@@ -403,10 +457,10 @@ def test_hostile_text_stays_well_formed_and_round_trips(tmp_path, text):
     failure = cases[0].find("failure")
     assert failure.get("message") == f"summary {expected}"
     assert f"remediation {expected}" in failure.text
-    assert f"openssl s_client -servername '{expected}'" in failure.text
+    assert f"# no-cert@{expected}\n  openssl s_client -servername '{expected}'" in failure.text
     skipped = cases[1].find("skipped")
     assert skipped.get("message") == f"waived: reason {expected} (owner owner {expected}, until 2027-01-01)"
-    assert f"warn {expected}" in cases[2].find("system-out").text
+    assert f"WARN tls13-only: warn {expected}" in suite.find("system-out").text
     properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert properties["address"] == f"{expected}:443"
 
@@ -425,7 +479,7 @@ def test_xml_safe_escapes_only_what_xml_cannot_carry():
 
 
 def test_script_in_a_name_is_escaped_in_the_raw_file(tmp_path):
-    path = _write(tmp_path, [_hostile_target(SCRIPT)])
+    path = _write(tmp_path, _typed([_hostile_target(SCRIPT)]))
     text = path.read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "<script>" not in text
@@ -436,9 +490,10 @@ def test_script_in_a_name_is_escaped_in_the_raw_file(tmp_path):
 
 def test_nothing_is_written_before_finish_and_no_temp_file_remains(tmp_path):
     path = tmp_path / "out" / "junit.xml"
+    path.parent.mkdir()  # writers do not create directories: the CLI checks output paths first
     writer = JunitReportWriter(path)
-    writer.start()
-    writer.add(_targets()[0])
+    writer.start(_scan())
+    writer.add(_typed(_targets())[0])
     assert not path.exists()
     writer.finish(_scan(), _summary([]))
     assert [p.name for p in path.parent.iterdir()] == ["junit.xml"]
@@ -449,7 +504,7 @@ def test_abort_and_a_crash_publish_nothing_and_keep_the_old_file(tmp_path):
     path.write_text("previous", encoding="utf-8")
     with pytest.raises(RuntimeError, match="boom"):
         with JunitReportWriter(path) as writer:
-            writer.add(_targets()[0])
+            writer.add(_typed(_targets())[0])
             raise RuntimeError("boom")
     assert path.read_text(encoding="utf-8") == "previous"
     assert list(tmp_path.iterdir()) == [path]
@@ -458,20 +513,21 @@ def test_abort_and_a_crash_publish_nothing_and_keep_the_old_file(tmp_path):
 def test_finish_replaces_an_old_file(tmp_path):
     path = tmp_path / "junit.xml"
     path.write_text("previous", encoding="utf-8")
-    _write(tmp_path, _targets())
-    assert JUnitXml.fromfile(str(path)).tests == 9
+    _write(tmp_path, _typed(_targets()))
+    assert sum(suite.tests for suite in JUnitXml.fromfile(str(path))) == 9
 
 
 def test_writer_refuses_out_of_order_calls(tmp_path):
+    target = _typed(_targets())[0]
     writer = JunitReportWriter(tmp_path / "junit.xml")
     with pytest.raises(RuntimeError, match="not started"):
-        writer.add(_targets()[0])
-    writer.start()
+        writer.add(target)
+    writer.start(_scan())
     with pytest.raises(RuntimeError):
-        writer.start()
+        writer.start(_scan())
     writer.finish(_scan(), _summary([]))
     with pytest.raises(RuntimeError, match="finished"):
-        writer.add(_targets()[0])
+        writer.add(target)
     with pytest.raises(RuntimeError):
         writer.finish(_scan(), _summary([]))
 
@@ -479,8 +535,8 @@ def test_writer_refuses_out_of_order_calls(tmp_path):
 def test_a_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
     path = tmp_path / "junit.xml"
     writer = JunitReportWriter(path)
-    writer.start()
-    writer.add(_targets()[0])
+    writer.start(_scan())
+    writer.add(_typed(_targets())[0])
 
     def broken_replace(src, dst):
         raise OSError("disk full")
@@ -492,9 +548,12 @@ def test_a_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
 
 
 def test_many_targets_are_written_in_order(tmp_path):
-    targets = [_target(f"svc-{i:04d}", [_finding("tls13-only", "pass")]) for i in range(2000)]
+    targets = _typed([_target(f"svc-{i:04d}", [_finding("tls13-only", "pass")]) for i in range(2000)])
     xml = JUnitXml.fromfile(str(_write(tmp_path, targets)))
+    xml.update_statistics()
     assert xml.tests == 2000
     names = [suite.name for suite in xml]
     assert names == [f"svc-{i:04d}" for i in range(2000)]
+    ids = [suite.get("id") for suite in ET.parse(tmp_path / "junit.xml").getroot().iter("testsuite")]
+    assert ids == [str(i) for i in range(2000)]  # Ant: 0 for the first suite, then one more each
     assert (xml.failures, xml.errors, xml.skipped) == (0, 0, 0)

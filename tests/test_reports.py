@@ -11,8 +11,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from mtls_audit.reports.html.writer import FILTER_SCRIPT, render_html, write_html
+from mtls_audit.reports.html.script import FILTER_SCRIPT
+from mtls_audit.reports.html.writer import render_html, write_html
 from mtls_audit.reports.json_report import JsonReportWriter, ReportError, load_report, schema
+from mtls_audit.scanner.model.finding import ReproCommand
+from mtls_audit.scanner.model.report import ReportDocument, ScanInfo, Summary, TargetReport
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -61,13 +64,16 @@ def _probe(presented: str, version: str, short: str, **overrides: Any) -> dict[s
     return probe
 
 
-def _finding(check: str, status: str, severity: str, summary: str, **evidence: Any) -> dict[str, Any]:
+def _finding(
+    check: str, status: str, severity: str, summary: str, commands: tuple[tuple[str, str], ...] = (), **evidence: Any
+) -> dict[str, Any]:
     return {
         "check": check,
         "status": status,
         "severity": severity,
         "summary": summary,
         "remediation": "" if status == "pass" else f"Fix {check}.",
+        "commands": [{"label": label, "command": command} for label, command in commands],
         "evidence": evidence,
     }
 
@@ -124,10 +130,10 @@ def _targets() -> list[dict[str, Any]]:
                 "pass",
                 "critical",
                 "A client certificate is required on every version.",
-                openssl_command=[
-                    "openssl s_client -connect 10.0.0.5:8443 -tls1_2 -servername payments.internal",
-                    "openssl s_client -connect 10.0.0.5:8443 -tls1_3 -servername payments.internal",
-                ],
+                commands=(
+                    ("", "openssl s_client -connect 10.0.0.5:8443 -tls1_2 -servername payments.internal"),
+                    ("", "openssl s_client -connect 10.0.0.5:8443 -tls1_3 -servername payments.internal"),
+                ),
                 per_version=[
                     {"version": "TLSv1.2", "blocked_at": "tls-handshake", "alert": "handshake_failure"},
                     {"version": "TLSv1.3", "blocked_at": "tls-post-handshake", "alert": "certificate_required"},
@@ -138,12 +144,17 @@ def _targets() -> list[dict[str, Any]]:
                 "pass",
                 "critical",
                 "Certificates from other CAs are rejected.",
+                commands=(
+                    (
+                        "rogue-ca@tls1.3",
+                        "openssl s_client -connect 10.0.0.5:8443 -tls1_3 -cert rogue-ca-client.pem -key rogue-ca-client.key",
+                    ),
+                ),
                 per_version=[
                     {
                         "probe": "rogue-ca@tls1.3",
                         "version": "TLSv1.3",
                         "rogue_ca": {"rejected": True, "alert": {"code": 48, "name": "unknown_ca"}},
-                        "openssl_command": "openssl s_client -connect 10.0.0.5:8443 -tls1_3 -cert rogue-ca-client.pem -key rogue-ca-client.key",
                     }
                 ],
             ),
@@ -202,7 +213,7 @@ def _targets() -> list[dict[str, Any]]:
                 "fail",
                 "critical",
                 f"Served without a client certificate: {SCRIPT}",
-                openssl_command=f"openssl s_client -connect 192.0.2.10:443 -servername '{IMG}'",
+                commands=(("", f"openssl s_client -connect 192.0.2.10:443 -servername '{IMG}'"),),
                 per_version=[{"version": "TLSv1.2", "http": {"status": 200, "reason": SCRIPT}}],
             ),
             _finding(
@@ -288,10 +299,28 @@ def _summary(targets: list[dict[str, Any]]) -> dict[str, Any]:
     return {"targets": len(targets), "targets_by_status": by_target, "findings_by_status": by_finding}
 
 
+def _canonical(raw: dict[str, Any]) -> dict[str, Any]:
+    """A report dict in exactly the shape the model writes (every optional key present)."""
+    return ReportDocument.from_dict(raw).to_dict()
+
+
+def _typed(document: dict[str, Any]) -> ReportDocument:
+    return ReportDocument.from_dict(document)
+
+
+def _write_json(path, document: dict[str, Any]) -> None:
+    typed = _typed(document)
+    writer = JsonReportWriter(path)
+    writer.start(typed.scan)
+    for target in typed.targets:
+        writer.add(target)
+    writer.finish(typed.scan, typed.summary)
+
+
 @pytest.fixture
 def document() -> dict[str, Any]:
     targets = _targets()
-    return {"schema_version": "1.0", "scan": _scan(), "summary": _summary(targets), "targets": targets}
+    return _canonical({"schema_version": "1.1", "scan": _scan(), "summary": _summary(targets), "targets": targets})
 
 
 @pytest.fixture
@@ -318,8 +347,7 @@ def test_schema_matches_what_the_scanner_emits(document, validator):
 
     from mtls_audit.checks.base import Evidence
     from mtls_audit.checks.client_cert_required import CHECK
-    from mtls_audit.scanner.engine.results import SCHEMA_VERSION
-    from mtls_audit.scanner.judge.verdicts import classify_client_auth
+    from mtls_audit.scanner.judge import classify_client_auth
     from mtls_audit.scanner.model.observations import (
         AfterHandshake,
         Alert,
@@ -330,6 +358,7 @@ def test_schema_matches_what_the_scanner_emits(document, validator):
         ProbeSpec,
         TLSVersion,
     )
+    from mtls_audit.scanner.model.report import SCHEMA_VERSION
     from mtls_audit.scanner.model.target import AppProtocol, Target
 
     target = Target(name="payments-api", host="10.0.0.5", port=8443, server_name="payments.internal")
@@ -360,17 +389,19 @@ def test_schema_matches_what_the_scanner_emits(document, validator):
         **common,
     )
     finding = CHECK.evaluate(Evidence(target, (valid, no_cert), datetime(2025, 6, 1, tzinfo=UTC)))
-    auth = classify_client_auth(TLSVersion.TLS1_3, valid, no_cert, AppProtocol.HTTP)
+    auth = classify_client_auth(TLSVersion.TLS1_3, valid, [no_cert], AppProtocol.HTTP)
 
     first = document["targets"][0]
     first["probes"] = [valid.to_dict(), no_cert.to_dict()]
     first["findings"] = [finding.to_dict()]
-    first["client_auth"] = [auth.to_dict()]
-    assert SCHEMA_VERSION == document["schema_version"] == schema()["properties"]["schema_version"]["const"]
+    first["client_auth"] = [auth.entry().to_dict()]
+    assert SCHEMA_VERSION == document["schema_version"] == schema()["properties"]["schema_version"]["enum"][-1]
     assert _errors(validator, document) == []
-    # and the HTML lifts the per-version openssl commands out of the evidence table
-    page = render_html(document)
+    # and the HTML shows the finding's openssl commands, apart from the evidence table
+    assert finding.commands and all(isinstance(c, ReproCommand) for c in finding.commands)
+    page = render_html(_typed(document))
     assert page.count('<pre class="cmd">') >= 1 and "s_client" in page
+    assert "openssl_command" not in page
 
 
 @pytest.mark.parametrize("where", ["target", "finding"])
@@ -412,14 +443,15 @@ def test_schema_allows_free_form_evidence_and_options(document, validator):
 
 def test_streaming_writer_output_parses_validates_and_keeps_order(tmp_path, document, validator):
     path = tmp_path / "report.json"
+    typed = _typed(document)
     writer = JsonReportWriter(path)
-    writer.start()
-    for target in document["targets"]:
+    writer.start(typed.scan)
+    for target in typed.targets:
         writer.add(target)
-    assert writer.finish(document["scan"], document["summary"]) == path
+    assert writer.finish(typed.scan, typed.summary) == path
 
     text = path.read_text(encoding="utf-8")
-    assert text.startswith('{"schema_version": "1.0", "targets": [')
+    assert text.startswith('{"schema_version": "1.1", "targets": [')
     written = json.loads(text)
     assert _errors(validator, written) == []
     assert [t["name"] for t in written["targets"]] == ["payments-api", f"legacy {SCRIPT}", "billing-db-proxy"]
@@ -430,8 +462,8 @@ def test_streaming_writer_output_parses_validates_and_keeps_order(tmp_path, docu
 def test_streaming_writer_with_no_targets_is_valid(tmp_path, validator):
     path = tmp_path / "empty.json"
     writer = JsonReportWriter(path)
-    writer.start()
-    writer.finish(_scan(), _summary([]))
+    writer.start(ScanInfo.from_dict(_scan()))
+    writer.finish(ScanInfo.from_dict(_scan()), Summary.from_dict(_summary([])))
     written = json.loads(path.read_text(encoding="utf-8"))
     assert written["targets"] == []
     assert _errors(validator, written) == []
@@ -440,8 +472,8 @@ def test_streaming_writer_with_no_targets_is_valid(tmp_path, validator):
 def test_no_file_under_the_final_name_until_finish(tmp_path, document):
     path = tmp_path / "report.json"
     writer = JsonReportWriter(path)
-    writer.start()
-    writer.add(document["targets"][0])
+    writer.start(ScanInfo.from_dict(document["scan"]))
+    writer.add(TargetReport.from_dict(document["targets"][0]))
     assert not path.exists()
     partial = [p for p in tmp_path.iterdir()]
     assert len(partial) == 1 and partial[0].name != "report.json"
@@ -454,7 +486,7 @@ def test_a_crash_inside_the_writer_context_publishes_nothing(tmp_path, document)
     path = tmp_path / "report.json"
     with pytest.raises(RuntimeError, match="scan blew up"):
         with JsonReportWriter(path) as writer:
-            writer.add(document["targets"][0])
+            writer.add(TargetReport.from_dict(document["targets"][0]))
             raise RuntimeError("scan blew up")
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
@@ -464,21 +496,22 @@ def test_finish_does_not_clobber_an_old_report_until_it_succeeds(tmp_path, docum
     path = tmp_path / "report.json"
     path.write_text("previous report", encoding="utf-8")
     writer = JsonReportWriter(path)
-    writer.start()
-    writer.add(document["targets"][0])
+    writer.start(ScanInfo.from_dict(document["scan"]))
+    writer.add(TargetReport.from_dict(document["targets"][0]))
     assert path.read_text(encoding="utf-8") == "previous report"
-    writer.finish(document["scan"], _summary(document["targets"][:1]))
+    writer.finish(ScanInfo.from_dict(document["scan"]), Summary.from_dict(_summary(document["targets"][:1])))
     assert json.loads(path.read_text(encoding="utf-8"))["targets"][0]["name"] == "payments-api"
 
 
 def test_writer_refuses_out_of_order_calls(tmp_path, document):
+    typed = _typed(document)
     writer = JsonReportWriter(tmp_path / "report.json")
     with pytest.raises(RuntimeError):
-        writer.add(document["targets"][0])
-    writer.start()
-    writer.finish(document["scan"], _summary([]))
+        writer.add(typed.targets[0])
+    writer.start(typed.scan)
+    writer.finish(typed.scan, Summary.from_dict(_summary([])))
     with pytest.raises(RuntimeError):
-        writer.add(document["targets"][0])
+        writer.add(typed.targets[0])
 
 
 # -- load_report ---------------------------------------------------------------------
@@ -486,12 +519,41 @@ def test_writer_refuses_out_of_order_calls(tmp_path, document):
 
 def test_load_report_round_trips_a_written_report(tmp_path, document):
     path = tmp_path / "report.json"
-    writer = JsonReportWriter(path)
-    writer.start()
-    for target in document["targets"]:
-        writer.add(target)
-    writer.finish(document["scan"], document["summary"])
-    assert load_report(path) == document
+    _write_json(path, document)
+    loaded = load_report(path)
+    assert isinstance(loaded, ReportDocument)
+    assert loaded == _typed(document)
+    assert loaded.to_dict() == document
+
+
+def test_load_report_moves_1_0_commands_out_of_the_evidence(tmp_path, document):
+    """A 1.0 report kept its openssl lines in the evidence; loaded, they are the
+    finding's commands (labelled by their entry), as every writer expects."""
+    legacy = copy.deepcopy(document)
+    legacy["schema_version"] = "1.0"
+    del legacy["scan"]["checks"]
+    cert_required, wrong_ca = legacy["targets"][0]["findings"][:2]
+    for finding in legacy["targets"][0]["findings"]:
+        del finding["commands"]
+    cert_required["evidence"]["openssl_command"] = ["openssl s_client -tls1_2", "openssl s_client -tls1_3"]
+    wrong_ca["evidence"]["per_version"][0]["openssl_command"] = "openssl s_client -cert rogue.pem"
+    wrong_ca["evidence"]["per_version"].append({"version": "TLSv1.2", "openssl_command": ["openssl s_client -tls1_2"]})
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(legacy), encoding="utf-8")
+
+    loaded = load_report(path)
+    first, second = loaded.targets[0].findings[:2]
+    assert first.commands == (
+        ReproCommand("", "openssl s_client -tls1_2"),
+        ReproCommand("", "openssl s_client -tls1_3"),
+    )
+    assert "openssl_command" not in first.evidence
+    assert second.commands == (
+        ReproCommand("rogue-ca@tls1.3", "openssl s_client -cert rogue.pem"),
+        ReproCommand("TLSv1.2", "openssl s_client -tls1_2"),
+    )
+    assert all("openssl_command" not in entry for entry in second.evidence["per_version"])
+    assert loaded.schema_version == "1.0"
 
 
 def test_load_report_rejects_a_schema_violation(tmp_path, document):
@@ -530,7 +592,7 @@ def test_load_report_on_a_missing_file_is_a_report_error(tmp_path):
 
 
 def test_html_shows_every_target_and_check(document):
-    page = render_html(document)
+    page = render_html(_typed(document))
     for target in document["targets"]:
         assert html.escape(target["name"], quote=False) in page
         assert target["address"] in page
@@ -542,7 +604,7 @@ def test_html_shows_every_target_and_check(document):
 
 
 def test_html_escapes_attacker_controlled_text(document):
-    page = render_html(document)
+    page = render_html(_typed(document))
     # the only script element is the report's own filter, verbatim
     assert page.lower().count("<script") == 1
     assert page.count(f"<script>{FILTER_SCRIPT}</script>") == 1
@@ -556,7 +618,7 @@ def test_html_escapes_attacker_controlled_text(document):
 
 
 def test_html_loads_nothing_external(document):
-    page = render_html(document)
+    page = render_html(_typed(document))
     lowered = page.lower()
     assert "<link" not in lowered
     assert lowered.count("<script") == 1 and not re.search(r"<script[^>]*\bsrc", lowered)
@@ -568,7 +630,7 @@ def test_html_loads_nothing_external(document):
 
 
 def test_html_anchors_come_from_positions_and_every_link_resolves(document):
-    page = render_html(document)
+    page = render_html(_typed(document))
     ids = set(re.findall(r'\sid="([^"]*)"', page))
     assert {"summary", "target-1", "target-2", "target-3"} <= ids
     for check in CHECK_IDS:
@@ -581,14 +643,14 @@ def test_html_anchors_come_from_positions_and_every_link_resolves(document):
 
 
 def test_html_shows_status_as_text_and_colour(document):
-    page = render_html(document)
+    page = render_html(_typed(document))
     for status in ("pass", "warn", "fail", "error"):
         assert re.search(rf'class="badge s-{status}">{status.upper()}</span>', page)
     assert re.search(r'class="cell s-fail"><a href="#target-2-client-cert-required"[^>]*>FAIL</a>', page)
 
 
 def test_html_renders_evidence_commands_and_nested_values(document):
-    page = render_html(document)
+    page = render_html(_typed(document))
     assert (
         '<pre class="cmd">openssl s_client -connect 10.0.0.5:8443 -tls1_2 -servername payments.internal</pre>' in page
     )
@@ -613,7 +675,7 @@ def test_html_renders_empty_lists_and_null_values(document):
     document["scan"]["finished"] = None
     document["scan"]["inventory"] = None
     document["scan"]["options"] = {}
-    page = render_html(document)
+    page = render_html(_typed(document))
     section = page.split('id="target-3"', 1)[1]
     assert "No certificate chain recorded." in section
     assert "No findings." in section
@@ -625,26 +687,23 @@ def test_html_renders_empty_lists_and_null_values(document):
 
 
 def test_html_renders_a_report_with_no_targets():
-    document = {"schema_version": "1.0", "scan": _scan(), "summary": _summary([]), "targets": []}
-    page = render_html(document)
+    document = {"schema_version": "1.1", "scan": _scan(), "summary": _summary([]), "targets": []}
+    page = render_html(_typed(document))
     assert "The report contains no targets." in page
 
 
 def test_write_html_writes_the_rendered_page(tmp_path, document):
     path = tmp_path / "out" / "report.html"
-    assert write_html(document, path) == path
-    assert path.read_text(encoding="utf-8") == render_html(document)
+    path.parent.mkdir()  # writers do not create directories: the CLI checks output paths first
+    assert write_html(_typed(document), path) == path
+    assert path.read_text(encoding="utf-8") == render_html(_typed(document))
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]
 
 
 def test_a_saved_json_report_can_be_re_rendered(tmp_path, document):
     path = tmp_path / "report.json"
-    writer = JsonReportWriter(path)
-    writer.start()
-    for target in document["targets"]:
-        writer.add(target)
-    writer.finish(document["scan"], document["summary"])
-    assert render_html(load_report(path)) == render_html(document)
+    _write_json(path, document)
+    assert render_html(load_report(path)) == render_html(_typed(document))
 
 
 def _csp(page: str) -> dict[str, list[str]]:
@@ -661,7 +720,7 @@ def test_html_csp_allows_only_the_shipped_script_by_hash(document):
     import base64
     import hashlib
 
-    page = render_html(document)
+    page = render_html(_typed(document))
     scripts = re.findall(r"<script>(.*?)</script>", page, re.S)
     assert scripts == [FILTER_SCRIPT]
     digest = base64.b64encode(hashlib.sha256(scripts[0].encode("utf-8")).digest()).decode()
@@ -696,14 +755,14 @@ def test_html_filter_script_never_builds_html():
 
 
 def test_html_filter_ui_is_hidden_until_the_script_runs(document):
-    page = render_html(document)
+    page = render_html(_typed(document))
     assert re.search(r'<div class="filters" id="filters"[^>]*\shidden>', page)
     assert re.search(r'<p id="f-none"[^>]*\shidden>', page)
     assert "<form" not in page  # nothing to submit, so nothing for form-action to block
 
 
 def test_html_matrix_rows_carry_escaped_filter_attributes(document):
-    page = render_html(document)
+    page = render_html(_typed(document))
     tbody = page.split('<table class="matrix">', 1)[1].split("</tbody>", 1)[0]
     rows = re.findall(r"<tr data-filter-item ([^>]*)>", tbody)
     assert len(rows) == len(document["targets"])
@@ -773,7 +832,7 @@ def _waived(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_html_shows_waived_findings_as_waived_everywhere(document):
-    page = render_html(_waived(document))
+    page = render_html(_typed(_waived(document)))
     # matrix cell: waived, not fail, still linking to the finding
     assert re.search(
         r'class="cell s-waived"><a href="#target-2-san-match" title="[^"]*waived fail[^"]*">WAIVED</a>', page
@@ -795,7 +854,7 @@ def test_html_shows_waived_findings_as_waived_everywhere(document):
 
 
 def test_html_marks_new_findings_and_shows_baseline_and_waiver_files(document):
-    page = render_html(_waived(document))
+    page = render_html(_typed(_waived(document)))
     assert re.search(
         r'class="cell s-fail"><a href="#target-2-client-cert-required"[^>]*>FAIL<span class="new">NEW</span>', page
     )
@@ -810,7 +869,7 @@ def test_html_marks_new_findings_and_shows_baseline_and_waiver_files(document):
 
 
 def test_html_without_waiver_or_baseline_fields_shows_neither(document):
-    page = render_html(document)
+    page = render_html(_typed(document))
     assert 's-waived"><a' not in page and '<span class="new">NEW</span><' not in page.split("<tbody>", 1)[1]
     assert 'id="waivers"' not in page and 'id="baseline"' not in page
     assert "WAIVED</span>&nbsp;" not in page  # no waived count when nothing is waived
@@ -821,7 +880,7 @@ def test_html_makes_control_characters_and_bad_bytes_visible(tmp_path, document)
     certificate = document["targets"][0]["certificates"][0]
     certificate["subject"] = f"CN=a\x1b[31mred{bad}\u202eevil\nCN=forged"
     document["targets"][0]["findings"][0]["evidence"]["note"] = f"x\x00y\x7f{bad}"
-    path = write_html(document, tmp_path / "report.html")  # a lone surrogate would not encode
+    path = write_html(_typed(document), tmp_path / "report.html")  # a lone surrogate would not encode
     page = path.read_text(encoding="utf-8")
     assert "\x1b" not in page and "\x00" not in page and "\x7f" not in page and "\u202e" not in page
     assert "CN=a\\x1b[31mred\ufffd\\u202eevil\\nCN=forged" in page

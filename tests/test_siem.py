@@ -24,9 +24,13 @@ from mtls_audit.reports.siem.writer import (
     SEVERITY_MAP,
     STATUS_MAP,
     SiemWriter,
+    event_severity,
     finding_uid,
     mapping_table_markdown,
 )
+from mtls_audit.scanner.model.finding import Finding
+from mtls_audit.scanner.model.report import CheckInfo, ReportDocument, ScanInfo, Summary, TargetReport
+from mtls_audit.scanner.model.status import Severity, Status
 
 FIXED_NOW = datetime(2026, 3, 1, 12, 40, 0, 123456, tzinfo=UTC)
 
@@ -195,25 +199,38 @@ def _findings() -> list[dict[str, Any]]:
             "fail",
             "critical",
             "a client without a certificate gets in (TLSv1.3: optional)",
+            commands=[
+                {"label": "no-cert@tls1.2", "command": "openssl s_client -connect 10.20.30.40:8443 -tls1_2"},
+                {"label": "no-cert@tls1.3", "command": "openssl s_client -connect 10.20.30.40:8443 -tls1_3"},
+            ],
             evidence={
+                # the shape checks/client_cert_required.py gives: attempts per version
                 "per_version": [
                     {
                         "version": "TLSv1.2",
                         "classification": "required",
-                        "probe": "no-cert@tls1.2",
-                        "outcome": "blocked",
                         "blocked_at": "tls-handshake",
-                        "alert": {"code": 116, "name": "certificate_required", "phase": "handshake", "at_ms": 2.0},
-                        "openssl_command": "openssl s_client -connect 10.20.30.40:8443 -tls1_2",
+                        "attempts": [
+                            {
+                                "probe": "no-cert@tls1.2",
+                                "outcome": "blocked",
+                                "blocked_at": "tls-handshake",
+                                "alert": {
+                                    "code": 116,
+                                    "name": "certificate_required",
+                                    "phase": "handshake",
+                                    "at_ms": 2.0,
+                                },
+                            }
+                        ],
                     },
                     {
                         "version": "TLSv1.3",
                         "classification": "optional",
-                        "probe": "no-cert@tls1.3",
-                        "outcome": "accepted",
                         "blocked_at": None,
-                        "alert": None,
-                        "openssl_command": "openssl s_client -connect 10.20.30.40:8443 -tls1_3",
+                        "attempts": [
+                            {"probe": "no-cert@tls1.3", "outcome": "accepted", "blocked_at": None, "alert": None}
+                        ],
                     },
                 ]
             },
@@ -308,7 +325,7 @@ def _target(**overrides: Any) -> dict[str, Any]:
     return target
 
 
-SCAN = {
+SCAN_DICT = {
     "started": "2026-03-01T12:34:50.000000+00:00",
     "finished": "2026-03-01T12:35:01.500000+00:00",
     "tool": "mtls-audit",
@@ -316,6 +333,15 @@ SCAN = {
     "inventory": "inventory.yaml",
     "options": {"concurrency": 32, "fail_on": "fail"},
 }
+
+
+def _scan(checks: list[CheckInfo] | None = None) -> ScanInfo:
+    """The scan, with the registered checks as its catalog unless ``checks`` is given."""
+    catalog = [check.info for check in load_checks()] if checks is None else checks
+    return ScanInfo.from_dict(SCAN_DICT | {"checks": [check.to_dict() for check in catalog]})
+
+
+SCAN = _scan()
 
 
 def _summary(targets: list[dict[str, Any]]) -> dict[str, Any]:
@@ -328,13 +354,24 @@ def _summary(targets: list[dict[str, Any]]) -> dict[str, Any]:
     return {"targets": len(targets), "targets_by_status": by_target, "findings_by_status": by_finding}
 
 
-def _write(flavor: str, targets: list[dict[str, Any]], **kwargs: Any) -> tuple[list[dict[str, Any]], str]:
+def _typed(target: dict[str, Any]) -> TargetReport:
+    return TargetReport.from_dict(target)
+
+
+def _summary_of(targets: list[dict[str, Any]]) -> Summary:
+    return Summary.from_dict(_summary(targets))
+
+
+def _write(
+    flavor: str, targets: list[dict[str, Any]], checks: list[CheckInfo] | None = None
+) -> tuple[list[dict[str, Any]], str]:
     stream = io.StringIO()
-    writer = SiemWriter(stream, flavor, clock=lambda: FIXED_NOW, tool_version="0.1.0", **kwargs)
-    writer.start()
+    scan = _scan(checks)
+    writer = SiemWriter(stream, flavor, clock=lambda: FIXED_NOW, tool_version="0.1.0")
+    writer.start(scan)
     for target in targets:
-        writer.add(target)
-    writer.finish(SCAN, _summary(targets))
+        writer.add(_typed(target))
+    writer.finish(scan, _summary_of(targets))
     text = stream.getvalue()
     return [json.loads(line) for line in text.split("\n")[:-1]], text
 
@@ -404,11 +441,12 @@ def demo_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _write_report(flavor: str, report: dict[str, Any], destination: Path) -> list[dict[str, Any]]:
+    document = ReportDocument.from_dict(report)
     writer = SiemWriter(destination, flavor, clock=lambda: FIXED_NOW)
-    writer.start()
-    for target in report["targets"]:
+    writer.start(document.scan)
+    for target in document.targets:
         writer.add(target)
-    writer.finish(report["scan"], report["summary"])
+    writer.finish(document.scan, document.summary)
     text = destination.read_text(encoding="utf-8")
     assert text.endswith("\n")
     return [json.loads(line) for line in text.split("\n")[:-1]]
@@ -659,12 +697,48 @@ def test_severity_and_status_are_the_same_table_in_both_flavors() -> None:
     assert len(ecs) == len(ocsf) == len(combos) + 1
     for (status, severity), e, o in zip(combos, ecs, ocsf, strict=False):
         assert (e["mtls"]["status"], e["mtls"]["severity"]) == (status, severity)
+        assert o["unmapped"]["mtls"]["severity"] == severity  # the check's own severity is always kept
         assert e["event"]["outcome"] == STATUS_MAP[status].ecs_outcome
         assert (o["compliance"]["status_id"], o["compliance"]["status"]) == STATUS_MAP[status][1:]
-        assert e["event"]["severity"] == SEVERITY_MAP[severity].ecs_severity
-        assert (o["severity_id"], o["severity"]) == SEVERITY_MAP[severity][1:]
+        assert o["compliance"]["status_code"] == status
+        # the event's severity: the check's for fail/warn/error, informational for pass/skip
+        expected = SEVERITY_MAP["info" if status in ("pass", "skip") else severity]
+        finding = Finding(f"check-{status}", Status(status), Severity(severity), "s")
+        assert event_severity(finding) == expected
+        assert e["event"]["severity"] == expected.ecs_severity
+        assert (o["severity_id"], o["severity"]) == expected[1:]
         assert o["unmapped"]["mtls"]["status"] == status
     assert STATUS_MAP["skip"].ecs_outcome == "unknown"
+
+
+def test_passing_and_skipped_findings_are_informational_events() -> None:
+    """A passing critical check is good news, not a critical event: SIEM rules keyed on
+    severity must not fire on it. The check's severity stays in mtls.severity."""
+    ecs, _ = _write("ecs", [_target()])
+    ocsf, _ = _write("ocsf", [_target()])
+    by_check = {e["rule"]["id"]: e for e in ecs[:-1]}
+    wrong_ca = by_check["wrong-ca-rejected"]  # critical, passing
+    assert wrong_ca["event"]["severity"] == 1 and wrong_ca["mtls"]["severity"] == "critical"
+    assert by_check["san-match"]["event"]["severity"] == 1  # high, skipped
+    assert by_check["client-cert-required"]["event"]["severity"] == 5  # critical, failing
+    assert by_check["expiry-soon"]["event"]["severity"] == 4  # high, warning
+    assert by_check["chain-complete"]["event"]["severity"] == 3  # medium, undecided
+    ocsf_by_check = {o["compliance"]["control"]: o for o in ocsf[:-1]}
+    assert (ocsf_by_check["wrong-ca-rejected"]["severity_id"], ocsf_by_check["wrong-ca-rejected"]["severity"]) == (
+        1,
+        "Informational",
+    )
+    assert ocsf_by_check["wrong-ca-rejected"]["unmapped"]["mtls"]["severity"] == "critical"
+    assert ocsf_by_check["client-cert-required"]["severity_id"] == 5
+
+
+def test_warn_is_a_failed_compliance_check_and_keeps_its_own_status_code() -> None:
+    """OCSF 1.8 "Warning" means the check did not yield a result; a warning did yield one
+    (the requirement is not met yet), so it is Fail, with our status in status_code."""
+    ocsf, _ = _write("ocsf", [_target()])
+    warned = next(o for o in ocsf[:-1] if o["compliance"]["control"] == "expiry-soon")
+    assert (warned["compliance"]["status_id"], warned["compliance"]["status"]) == (3, "Fail")
+    assert warned["compliance"]["status_code"] == "warn"
 
 
 def test_skipped_findings_are_emitted_with_an_unknown_outcome() -> None:
@@ -698,9 +772,9 @@ def test_hostile_text_stays_on_one_line_and_round_trips(flavor: str, tmp_path: P
     target["certificates"][0]["subject_alternative_names"] = ["DNS:" + HOSTILE["newline"], HOSTILE["separators"]]
     path = tmp_path / "hostile.ndjson"
     writer = SiemWriter(path, flavor, clock=lambda: FIXED_NOW)
-    writer.start()
-    writer.add(target)
-    writer.finish(SCAN, _summary([target]))
+    writer.start(SCAN)
+    writer.add(_typed(target))
+    writer.finish(SCAN, _summary_of([target]))
     raw = path.read_bytes()
     assert raw.count(b"\n") == 2
     for forbidden in (b"\r", b"\x1b", b"\x00", b"\x07", "\u2028".encode(), "\u2029".encode(), "\u0085".encode()):
@@ -732,9 +806,9 @@ def test_line_separators_are_escaped_and_other_unicode_is_written_as_is(tmp_path
     target = _target(findings=[_finding("san-match", "fail", "high", summary)])
     path = tmp_path / "unicode.ndjson"
     writer = SiemWriter(path, "ecs", clock=lambda: FIXED_NOW)
-    writer.start()
-    writer.add(target)
-    writer.finish(SCAN, _summary([target]))
+    writer.start(SCAN)
+    writer.add(_typed(target))
+    writer.finish(SCAN, _summary_of([target]))
     text = path.read_text(encoding="utf-8")
     assert HOSTILE["unicode"] in text  # UTF-8, not \\u escapes (ensure_ascii=False)
     assert "\\u2028" in text and "\\u2029" in text and "\\u0085" in text
@@ -747,9 +821,9 @@ def test_stream_that_cannot_encode_gets_ascii_escapes() -> None:
     stream = io.TextIOWrapper(raw, encoding="ascii", newline="\n")
     target = _target(findings=[_finding("san-match", "fail", "high", HOSTILE["unicode"])])
     writer = SiemWriter(stream, "ecs", clock=lambda: FIXED_NOW)
-    writer.start()
-    writer.add(target)
-    writer.finish(SCAN, _summary([target]))
+    writer.start(SCAN)
+    writer.add(_typed(target))
+    writer.finish(SCAN, _summary_of([target]))
     lines = raw.getvalue().decode("ascii").split("\n")
     assert len(lines) == 3 and lines[2] == ""
     assert json.loads(lines[0])["message"] == HOSTILE["unicode"]
@@ -757,37 +831,38 @@ def test_stream_that_cannot_encode_gets_ascii_escapes() -> None:
 
 def test_lines_are_written_and_flushed_as_each_target_arrives(tmp_path: Path) -> None:
     path = tmp_path / "out" / "siem.ndjson"
+    path.parent.mkdir()  # writers do not create directories: the CLI checks output paths first
     writer = SiemWriter(path, "ecs", clock=lambda: FIXED_NOW)
-    writer.start()
+    writer.start(SCAN)
     assert path.exists() and path.read_text(encoding="utf-8") == ""
-    writer.add(_target())
+    writer.add(_typed(_target()))
     first = path.read_text(encoding="utf-8").split("\n")
     assert len(first) == 7 and first[-1] == ""
     assert [json.loads(line)["rule"]["id"] for line in first[:-1]] == [f["check"] for f in _findings()]
-    writer.add(_target(name="second", findings=_findings()[:2]))
+    writer.add(_typed(_target(name="second", findings=_findings()[:2])))
     second = path.read_text(encoding="utf-8").split("\n")
     assert len(second) == 9
     assert {json.loads(line)["event"]["dataset"] for line in second[:-1]} == {"mtls_audit.finding"}
-    writer.finish(SCAN, _summary([_target()]))
+    writer.finish(SCAN, _summary_of([_target()]))
     final = path.read_text(encoding="utf-8").split("\n")
     assert len(final) == 10 and json.loads(final[-2])["event"]["dataset"] == "mtls_audit.scan"
 
 
 def test_finish_closes_a_file_but_leaves_a_stream_open(tmp_path: Path) -> None:
     writer = SiemWriter(tmp_path / "siem.ndjson", "ocsf", clock=lambda: FIXED_NOW)
-    writer.start()
+    writer.start(SCAN)
     handle = writer._file
-    writer.add(_target())
-    assert writer.finish(SCAN, _summary([_target()])) == tmp_path / "siem.ndjson"
+    writer.add(_typed(_target()))
+    assert writer.finish(SCAN, _summary_of([_target()])) == tmp_path / "siem.ndjson"
     assert handle is not None and handle.closed
     with pytest.raises(RuntimeError):
-        writer.add(_target())
+        writer.add(_typed(_target()))
 
     stream = io.StringIO()
     writer = SiemWriter(stream, "ocsf", clock=lambda: FIXED_NOW)
-    writer.start()
-    writer.add(_target())
-    assert writer.finish(SCAN, _summary([_target()])) is None
+    writer.start(SCAN)
+    writer.add(_typed(_target()))
+    assert writer.finish(SCAN, _summary_of([_target()])) is None
     assert not stream.closed
     assert len(stream.getvalue().split("\n")) == 8
 
@@ -796,15 +871,21 @@ def test_an_existing_file_is_appended_to(tmp_path: Path) -> None:
     path = tmp_path / "siem.ndjson"
     path.write_text('{"earlier":"scan"}\n', encoding="utf-8")
     writer = SiemWriter(path, "ecs", clock=lambda: FIXED_NOW)
-    writer.start()
-    writer.add(_target())
-    writer.finish(SCAN, _summary([_target()]))
+    writer.start(SCAN)
+    writer.add(_typed(_target()))
+    writer.finish(SCAN, _summary_of([_target()]))
     lines = path.read_text(encoding="utf-8").split("\n")
     assert lines[0] == '{"earlier":"scan"}' and len(lines) == 9
 
 
 def test_waivers_and_baselines_drive_the_finding_workflow() -> None:
-    waiver = {"reason": "legacy client until Q3", "owner": "team-payments", "expires": "2026-09-30"}
+    waiver = {
+        "target": "payments-api",
+        "check": "client-cert-required",
+        "reason": "legacy client until Q3",
+        "owner": "team-payments",
+        "expires": "2026-09-30",
+    }
     findings = [
         _finding("client-cert-required", "fail", "critical", waived=True, waiver=waiver, baseline="known"),
         _finding("wrong-ca-rejected", "pass", "critical", waived=False, waiver=None, baseline="resolved"),
@@ -866,7 +947,10 @@ def test_a_target_without_tls_facts_omits_them() -> None:
     assert ecs[0]["mtls"]["target"]["error"] == "connection refused"
     assert ecs[0]["event"]["outcome"] == "unknown"
     ocsf, _ = _write("ocsf", [unreachable])
-    assert (ocsf[0]["compliance"]["status_id"], ocsf[0]["compliance"]["status"]) == (0, "Unknown")
+    # OCSF 1.8: compliance status 2 Warning is "did not yield a result due to missing information"
+    compliance = ocsf[0]["compliance"]
+    assert (compliance["status_id"], compliance["status"], compliance["status_code"]) == (2, "Warning", "error")
+    assert ocsf[0]["severity_id"] == 5 and ecs[0]["event"]["severity"] == 5  # undecided keeps the check's severity
     assert "certificate" not in ocsf[0]["resources"][0]["data"]
 
 
@@ -891,9 +975,12 @@ def test_unknown_flavor_is_rejected() -> None:
         SiemWriter(io.StringIO(), "splunk")
 
 
-def test_input_target_dicts_are_not_modified() -> None:
-    target = _target()
-    before = copy.deepcopy(target)
-    _write("ecs", [target])
-    _write("ocsf", [target])
-    assert target == before
+def test_input_targets_are_not_modified() -> None:
+    target = _typed(_target())
+    before = copy.deepcopy(target.to_dict())
+    for flavor in ("ecs", "ocsf"):
+        writer = SiemWriter(io.StringIO(), flavor, clock=lambda: FIXED_NOW)
+        writer.start(SCAN)
+        writer.add(target)
+        writer.finish(SCAN, _summary_of([_target()]))
+    assert target.to_dict() == before

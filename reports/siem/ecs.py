@@ -2,7 +2,8 @@
 
 Elastic Common Schema 9.3.0 (``ecs.version``), nested objects, field types as the ECS
 field reference defines them (keyword, long, boolean, date, ip). ``event.outcome`` and
-``event.severity`` come from the shared table in ``reports.siem_mapping``.
+``event.severity`` come from the shared table in ``reports.siem.mapping`` (a passing or
+skipped finding is informational; the check's own severity is ``mtls.severity``).
 
 ECS categorization (values from the ECS allowed-values lists): findings are
 ``event.kind: state`` — ECS defines ``state`` for a categorical measurement taken at a
@@ -27,7 +28,7 @@ and ``x509.serial_number`` in uppercase hex as ECS asks and SANs without their `
 ``mtls-audit``, category ``client-authentication`` or ``tls-configuration``).
 ``rule.reference`` is omitted: the project has no published documentation URL yet.
 
-Our own fields are under ``mtls`` (``reports.siem_extras``), plus the check's remediation
+Our own fields are under ``mtls`` (``reports.siem.extras``), plus the check's remediation
 for a finding. The finding workflow OCSF expresses with ``activity_id``/``status_id``
 is carried as ``mtls.baseline``, ``mtls.waived``, ``mtls.waiver``.
 """
@@ -43,14 +44,15 @@ from mtls_audit.reports.siem.extras import finding_extras, summary_extras, summa
 from mtls_audit.reports.siem.mapping import (
     PRODUCT,
     SEVERITY_MAP,
-    STATUS_MAP,
-    CheckInfo,
-    overall_status,
-    severity_mapping,
+    RuleInfo,
+    event_severity,
     status_mapping,
 )
 from mtls_audit.reports.siem.target import TargetContext
-from mtls_audit.reports.siem.values import as_text, drop_none, iso, parse_time
+from mtls_audit.reports.siem.values import drop_none, iso
+from mtls_audit.scanner.model.finding import Finding
+from mtls_audit.scanner.model.report import CertificateSummary, ScanInfo, Summary
+from mtls_audit.scanner.model.status import Severity
 
 ECS_VERSION = "9.3.0"
 RULESET = "mtls-audit"
@@ -66,18 +68,18 @@ _SAN_PREFIXES = ("DNS:", "IP:", "URI:")
 
 def ecs_finding(
     context: TargetContext,
-    finding: dict[str, Any],
-    check: CheckInfo,
+    finding: Finding,
+    check: RuleInfo,
     *,
     now: Callable[[], datetime],
     tool_version: str,
 ) -> dict[str, Any]:
     """The event for one finding of the target ``context`` describes; ``now`` is read once."""
-    status, severity = status_mapping(finding), severity_mapping(finding)
-    check_id = str(finding.get("check", ""))
+    status, severity = status_mapping(finding.status), event_severity(finding)
+    check_id = finding.check
     created = iso(now())
     event: dict[str, Any] = {
-        "@timestamp": context.timestamp or created,
+        "@timestamp": context.timestamp,
         "ecs": {"version": ECS_VERSION},
         "event": {
             "kind": "state",
@@ -89,7 +91,7 @@ def ecs_finding(
             "severity": severity.ecs_severity,
             "created": created,
         },
-        "message": as_text(finding.get("summary")),
+        "message": finding.summary,
         "rule": drop_none(
             {
                 "id": check_id,
@@ -110,24 +112,23 @@ def ecs_finding(
         event["related"] = related
     if context.tags:
         event["tags"] = context.tags
-    event["mtls"] = finding_extras(context, finding) | {"remediation": as_text(finding.get("remediation"))}
+    event["mtls"] = finding_extras(context, finding) | {"remediation": finding.remediation}
     return event
 
 
 def ecs_summary(
-    scan: dict[str, Any],
-    summary: dict[str, Any],
+    scan: ScanInfo,
+    summary: Summary,
     *,
-    worst_severity: str | None,
+    worst_severity: Severity | None,
     now: Callable[[], datetime],
     tool_version: str,
 ) -> dict[str, Any]:
-    """The scan-summary event; ``worst_severity`` as ``siem_mapping.worse_severity`` tracked it."""
-    overall = overall_status(summary)
-    status = STATUS_MAP[overall]
-    severity = SEVERITY_MAP[worst_severity or "info"]
+    """The scan-summary event; ``worst_severity`` as ``mapping.worse_severity`` tracked it."""
+    status = status_mapping(summary.overall)
+    severity = SEVERITY_MAP[(worst_severity or Severity.INFO).value]
     created = iso(now())
-    started, finished = parse_time(scan.get("started")), parse_time(scan.get("finished"))
+    started, finished = scan.started, scan.finished
     event_fields: dict[str, Any] = {
         "kind": "event",
         "category": list(ECS_SCAN_CATEGORY),
@@ -137,12 +138,10 @@ def ecs_summary(
         "dataset": ECS_SCAN_DATASET,
         "severity": severity.ecs_severity,
         "created": created,
+        "start": iso(started),
     }
-    if started:
-        event_fields["start"] = iso(started)
     if finished:
         event_fields["end"] = iso(finished)
-    if started and finished:
         event_fields["duration"] = max(0, round((finished - started).total_seconds() * 1_000_000_000))
     return {
         "@timestamp": iso(finished) if finished else created,
@@ -150,7 +149,7 @@ def ecs_summary(
         "event": event_fields,
         "message": summary_message(summary),
         "observer": _observer(tool_version),
-        "mtls": summary_extras(overall, scan, summary),
+        "mtls": summary_extras(scan, summary),
     }
 
 
@@ -172,12 +171,12 @@ def _destination(context: TargetContext) -> dict[str, Any]:
 def _tls(context: TargetContext) -> dict[str, Any]:
     tls: dict[str, Any] = {}
     if context.probe is not None:
-        version = _tls_version(context.probe.get("negotiated_version"))
+        version = _tls_version(context.probe.negotiated_version)
         if version:
             tls["version"] = version
             tls["version_protocol"] = "tls"
-        if context.probe.get("cipher"):
-            tls["cipher"] = as_text(context.probe["cipher"])
+        if context.probe.cipher:
+            tls["cipher"] = context.probe.cipher
     if context.has_probes:
         tls["established"] = context.probe is not None
     sni = context.sni()
@@ -195,40 +194,36 @@ def _related(context: TargetContext) -> dict[str, Any]:
     hosts = [h for h in dict.fromkeys([context.domain, context.sni()]) if h]
     if hosts:
         related["hosts"] = hosts
-    if context.leaf is not None and context.leaf.get("sha256"):
-        related["hash"] = [as_text(context.leaf["sha256"]).upper()]
+    if context.leaf is not None and context.leaf.sha256:
+        related["hash"] = [context.leaf.sha256.upper()]
     return related
 
 
-def _tls_version(negotiated: Any) -> str | None:
+def _tls_version(negotiated: str | None) -> str | None:
     """ "TLSv1.3" -> "1.3", "TLSv1" -> "1.0" (ECS tls.version is the numeric part)."""
-    match = _TLS_VERSION.fullmatch(negotiated) if isinstance(negotiated, str) else None
+    match = _TLS_VERSION.fullmatch(negotiated) if negotiated else None
     if not match:
         return None
     return f"{match.group(1)}.{match.group(2) or '0'}"
 
 
-def _server_certificate(leaf: dict[str, Any]) -> dict[str, Any]:
-    x509: dict[str, Any] = {}
-    if leaf.get("subject") is not None:
-        x509["subject"] = {"distinguished_name": as_text(leaf["subject"])}
-    if leaf.get("issuer") is not None:
-        x509["issuer"] = {"distinguished_name": as_text(leaf["issuer"])}
-    names = [_strip_san_prefix(as_text(name)) for name in leaf.get("subject_alternative_names") or []]
+def _server_certificate(leaf: CertificateSummary) -> dict[str, Any]:
+    x509: dict[str, Any] = {
+        "subject": {"distinguished_name": leaf.subject},
+        "issuer": {"distinguished_name": leaf.issuer},
+    }
+    names = [_strip_san_prefix(name) for name in leaf.subject_alternative_names]
     if names:
         x509["alternative_names"] = names
-    for field in ("not_before", "not_after"):
-        moment = parse_time(leaf.get(field))
-        if moment:
-            x509[field] = iso(moment)
-    if leaf.get("serial"):
+    x509["not_before"] = iso(leaf.not_before)
+    x509["not_after"] = iso(leaf.not_after)
+    if leaf.serial:
         # ECS: "if this value is alphanumeric, it should be formatted without colons and uppercase".
-        x509["serial_number"] = as_text(leaf["serial"]).upper()
+        x509["serial_number"] = leaf.serial.upper()
     server: dict[str, Any] = {}
-    if leaf.get("sha256"):
-        server["hash"] = {"sha256": as_text(leaf["sha256"]).upper()}  # ECS hashes are uppercase hex
-    if x509:
-        server["x509"] = x509
+    if leaf.sha256:
+        server["hash"] = {"sha256": leaf.sha256.upper()}  # ECS hashes are uppercase hex
+    server["x509"] = x509
     return server
 
 

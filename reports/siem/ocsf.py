@@ -3,7 +3,10 @@
 OCSF 1.8.0. Each finding is a *Compliance Finding* (``class_uid`` 2003, category 2
 Findings); the scan summary is a *Scan Activity* (``class_uid`` 6007, category 6
 Application Activity) with ``activity_id`` 2 Completed. ``severity_id`` and
-``compliance.status_id`` come from the shared table in ``reports.siem_mapping``.
+``compliance.status_id`` come from the shared table in ``reports.siem.mapping`` (a
+passing or skipped finding is Informational; ``warn`` is compliance status 3 Fail and
+``error`` 2 Warning, as that module explains); ``compliance.status_code`` is our own
+status (``pass``, ``warn``, ``fail``, ``error``, ``skip``).
 
 Finding workflow (optional ``baseline``/``waived`` keys on a finding): ``activity_id``
 follows the baseline — ``new`` or none → 1 Create, ``known`` → 2 Update, ``resolved`` →
@@ -16,7 +19,7 @@ outcomes success, failure and unknown of the scan's overall status.
 
 The endpoint facts ECS spreads over ``destination``/``tls`` are in ``resources[0]``
 (``uid`` = address, ``data`` = port, TLS, leaf). Our own fields are under
-``unmapped.mtls`` (``reports.siem_extras``).
+``unmapped.mtls`` (``reports.siem.extras``).
 """
 
 from __future__ import annotations
@@ -29,26 +32,27 @@ from mtls_audit.reports.siem.extras import finding_extras, scan_uid, summary_ext
 from mtls_audit.reports.siem.mapping import (
     PRODUCT,
     SEVERITY_MAP,
-    STATUS_MAP,
-    CheckInfo,
+    RuleInfo,
+    event_severity,
     finding_uid,
-    overall_status,
-    severity_mapping,
     status_mapping,
 )
 from mtls_audit.reports.siem.target import TargetContext
-from mtls_audit.reports.siem.values import as_count, as_text, drop_none, epoch_ms, parse_time
+from mtls_audit.reports.siem.values import drop_none, epoch_ms
+from mtls_audit.scanner.model.finding import BaselineLabel, Finding
+from mtls_audit.scanner.model.report import ScanInfo, Summary
+from mtls_audit.scanner.model.status import Severity, Status
 
 OCSF_VERSION = "1.8.0"
 OCSF_STANDARD = "mtls-audit"
 OCSF_RESOURCE_TYPE = "network_endpoint"
 
 # OCSF finding workflow: baseline -> (activity_id, activity_name).
-OCSF_BASELINE_ACTIVITY: dict[str | None, tuple[int, str]] = {
+OCSF_BASELINE_ACTIVITY: dict[BaselineLabel | None, tuple[int, str]] = {
     None: (1, "Create"),
-    "new": (1, "Create"),
-    "known": (2, "Update"),
-    "resolved": (3, "Close"),
+    BaselineLabel.NEW: (1, "Create"),
+    BaselineLabel.KNOWN: (2, "Update"),
+    BaselineLabel.RESOLVED: (3, "Close"),
 }
 OCSF_FINDING_STATUS_NEW = (1, "New")
 OCSF_FINDING_STATUS_SUPPRESSED = (3, "Suppressed")
@@ -88,25 +92,24 @@ OCSF_SCAN_COMPLETED = (2, "Completed")
 
 def ocsf_finding(
     context: TargetContext,
-    finding: dict[str, Any],
-    check: CheckInfo,
+    finding: Finding,
+    check: RuleInfo,
     *,
     now: Callable[[], datetime],
     tool_version: str,
 ) -> dict[str, Any]:
-    """The event for one finding of the target ``context`` describes; ``now`` is read only
-    when the target has no scan time."""
-    status, severity = status_mapping(finding), severity_mapping(finding)
-    check_id = str(finding.get("check", ""))
-    baseline = finding.get("baseline")
-    activity_id, activity_name = OCSF_BASELINE_ACTIVITY.get(baseline, OCSF_BASELINE_ACTIVITY[None])
-    if baseline == "resolved":
+    """The event for one finding of the target ``context`` describes (``now`` is not
+    needed: the time is the target's scan time)."""
+    status, severity = status_mapping(finding.status), event_severity(finding)
+    check_id = finding.check
+    activity_id, activity_name = OCSF_BASELINE_ACTIVITY[finding.baseline]
+    if finding.baseline is BaselineLabel.RESOLVED:
         status_id, status_name = OCSF_FINDING_STATUS_RESOLVED
-    elif finding.get("waived"):
+    elif finding.waived:
         status_id, status_name = OCSF_FINDING_STATUS_SUPPRESSED
     else:
         status_id, status_name = OCSF_FINDING_STATUS_NEW
-    time_ms = context.time_ms if context.time_ms is not None else epoch_ms(now())
+    time_ms = context.time_ms
     event: dict[str, Any] = {
         "activity_id": activity_id,
         "activity_name": activity_name,
@@ -119,13 +122,13 @@ def ocsf_finding(
         "status": status_name,
         "time": time_ms,
         "timezone_offset": context.timezone_offset,
-        "message": as_text(finding.get("summary")),
+        "message": finding.summary,
         "metadata": _metadata(tool_version),
         "finding_info": drop_none(
             {
                 "uid": finding_uid(context.name, check_id),
                 "title": check.title,
-                "desc": as_text(finding.get("summary")),
+                "desc": finding.summary,
                 "types": ["mTLS policy"],
                 "analytic": drop_none(
                     {"uid": check_id, "name": check.title, "desc": check.description, "type_id": 1, "type": "Rule"}
@@ -141,37 +144,34 @@ def ocsf_finding(
                 "standards": [OCSF_STANDARD],
                 "status_id": status.ocsf_status_id,
                 "status": status.ocsf_status,
+                "status_code": finding.status.value,
             }
         ),
         "resources": [_resource(context)],
     }
     if event["timezone_offset"] is None:
         del event["timezone_offset"]
-    remediation = as_text(finding.get("remediation"))
-    if remediation:
-        event["remediation"] = {"desc": remediation}
+    if finding.remediation:
+        event["remediation"] = {"desc": finding.remediation}
     event["unmapped"] = {"mtls": finding_extras(context, finding)}
     return event
 
 
 def ocsf_summary(
-    scan: dict[str, Any],
-    summary: dict[str, Any],
+    scan: ScanInfo,
+    summary: Summary,
     *,
-    worst_severity: str | None,
+    worst_severity: Severity | None,
     now: Callable[[], datetime],
     tool_version: str,
 ) -> dict[str, Any]:
-    """The scan-summary event; ``worst_severity`` as ``siem_mapping.worse_severity`` tracked it,
+    """The scan-summary event; ``worst_severity`` as ``mapping.worse_severity`` tracked it,
     ``now`` read only when the scan has no end time."""
-    overall = overall_status(summary)
-    status_id, status_name = OCSF_EVENT_STATUS[STATUS_MAP[overall].ecs_outcome]
-    severity = SEVERITY_MAP[worst_severity or "info"]
+    status_id, status_name = OCSF_EVENT_STATUS[status_mapping(summary.overall).ecs_outcome]
+    severity = SEVERITY_MAP[(worst_severity or Severity.INFO).value]
     activity_id, activity_name = OCSF_SCAN_COMPLETED
-    started, finished = parse_time(scan.get("started")), parse_time(scan.get("finished"))
-    end = finished or now()
-    targets = as_count(summary.get("targets"))
-    by_finding = summary.get("findings_by_status") or {}
+    end = scan.finished or now()
+    by_finding = summary.findings_by_status
     event: dict[str, Any] = {
         "activity_id": activity_id,
         "activity_name": activity_name,
@@ -186,15 +186,14 @@ def ocsf_summary(
         "message": summary_message(summary),
         "metadata": _metadata(tool_version),
         "scan": {"uid": scan_uid(scan), "name": PRODUCT, "type_id": 99, "type": "mTLS policy audit"},
-        "total": targets,
-        "num_network_items": targets,
-        "num_detections": as_count(by_finding.get("fail")) + as_count(by_finding.get("warn")),
+        "total": summary.targets,
+        "num_network_items": summary.targets,
+        "num_detections": by_finding.get(Status.FAIL, 0) + by_finding.get(Status.WARN, 0),
+        "start_time": epoch_ms(scan.started),
         "end_time": epoch_ms(end),
     }
-    if started:
-        event["start_time"] = epoch_ms(started)
-        event["duration"] = max(0, event["end_time"] - event["start_time"])
-    event["unmapped"] = {"mtls": summary_extras(overall, scan, summary)}
+    event["duration"] = max(0, event["end_time"] - event["start_time"])
+    event["unmapped"] = {"mtls": summary_extras(scan, summary)}
     return event
 
 
@@ -222,15 +221,15 @@ def _resource(context: TargetContext) -> dict[str, Any]:
     data: dict[str, Any] = {"server_name": context.server_name}
     if context.port is not None:
         data["port"] = context.port
-    data["accepted_versions"] = [as_text(v) for v in context.target.get("accepted_versions") or []]
+    data["accepted_versions"] = list(context.target.accepted_versions)
     if context.has_probes:
         tls: dict[str, Any] = {"established": context.probe is not None}
         if context.probe is not None:
             tls |= drop_none(
                 {
-                    "probe": context.probe.get("probe"),
-                    "version": context.probe.get("negotiated_version"),
-                    "cipher": context.probe.get("cipher"),
+                    "probe": context.probe.spec.id,
+                    "version": context.probe.negotiated_version,
+                    "cipher": context.probe.cipher,
                 }
             )
         sni = context.sni()
@@ -238,6 +237,6 @@ def _resource(context: TargetContext) -> dict[str, Any]:
             tls["sni"] = sni
         data["tls"] = tls
     if context.leaf is not None:
-        data["certificate"] = {key: value for key, value in context.leaf.items() if key != "pem"}
+        data["certificate"] = {key: value for key, value in context.leaf.to_dict().items() if key != "pem"}
     resource["data"] = data
     return resource

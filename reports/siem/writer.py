@@ -1,10 +1,10 @@
 """NDJSON for a SIEM: one event per finding, plus one scan-summary event at the end.
 
 Two flavors, chosen per writer: ``ecs`` (Elastic Common Schema, built by
-``reports.siem_ecs``) and ``ocsf`` (OCSF Compliance Finding and Scan Activity, built by
-``reports.siem_ocsf``). Both translate status and severity through the one table in
-``reports.siem_mapping``, read each target once through ``reports.siem_target`` and
-carry the same object of our own fields (``reports.siem_extras``). This module writes
+``reports.siem.ecs``) and ``ocsf`` (OCSF Compliance Finding and Scan Activity, built by
+``reports.siem.ocsf``). Both translate status and severity through the one table in
+``reports.siem.mapping``, read each target once through ``reports.siem.target`` and
+carry the same object of our own fields (``reports.siem.extras``). This module writes
 the events.
 
 Lines are written as the scan goes: ``add(target)`` writes that target's findings at once
@@ -26,28 +26,30 @@ summaries are attacker-controlled and are neither trimmed nor "cleaned".
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 from mtls_audit.reports.siem.ecs import ECS_VERSION, ecs_finding, ecs_summary
 from mtls_audit.reports.siem.mapping import (
     SEVERITY_MAP,
     STATUS_MAP,
-    CheckInfo,
-    check_info,
+    RuleInfo,
+    event_severity,
     finding_uid,
     mapping_table_markdown,
+    rule_info,
     worse_severity,
 )
 from mtls_audit.reports.siem.ocsf import OCSF_VERSION, ocsf_finding, ocsf_summary
 from mtls_audit.reports.siem.target import TargetContext
+from mtls_audit.scanner.model.finding import Finding
+from mtls_audit.scanner.model.report import CheckInfo, ScanInfo, Summary, TargetReport
+from mtls_audit.scanner.model.status import Severity
 
 __all__ = [
     "ECS_VERSION",
@@ -57,6 +59,7 @@ __all__ = [
     "STATUS_MAP",
     "SiemWriter",
     "dumps_line",
+    "event_severity",
     "finding_uid",
     "mapping_table_markdown",
 ]
@@ -79,11 +82,11 @@ def dumps_line(event: dict[str, Any], ensure_ascii: bool = False) -> str:
 class SiemWriter:
     """Streams SIEM events: ``start()``, ``add(target)`` per target, ``finish(scan, summary)``.
 
-    ``destination`` is a path (opened for appending, created with its directory) or an
-    open text stream (``sys.stdout`` for ``-``; left open). ``flavor`` is ``"ecs"`` or
-    ``"ocsf"``. ``checks`` (the registered ``Check`` objects, for rule names and
-    descriptions) defaults to the registry; ``clock`` (for ``event.created``) to UTC now;
-    ``tool_version`` to the installed mtls-audit version.
+    ``destination`` is a path (opened for appending) or an open text stream
+    (``sys.stdout`` for ``-``; left open). ``flavor`` is ``"ecs"`` or ``"ocsf"``. Rule
+    names and descriptions come from the scan's check catalog (``ScanInfo.checks``);
+    ``clock`` (for ``event.created``) defaults to UTC now, ``tool_version`` to the
+    scan's.
     """
 
     def __init__(
@@ -91,7 +94,6 @@ class SiemWriter:
         destination: Path | str | IO[str],
         flavor: str,
         *,
-        checks: Iterable[Any] | None = None,
         clock: Callable[[], datetime] | None = None,
         tool_version: str | None = None,
     ) -> None:
@@ -106,32 +108,32 @@ class SiemWriter:
             self._stream = destination
         self._file: IO[str] | None = None
         self._done = False
-        self._checks = None if checks is None else {check.id: check for check in checks}
+        self._checks: dict[str, CheckInfo] = {}
         self._clock = clock or (lambda: datetime.now(UTC))
         self._tool_version = tool_version
-        self._worst_severity: str | None = None
+        self._worst_severity: Severity | None = None
         self.events_written = 0
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, scan: ScanInfo) -> None:
         if self._file is not None or self._done:
             raise RuntimeError("SiemWriter.start() called twice")
+        self._checks = {check.id: check for check in scan.checks}
+        if self._tool_version is None:
+            self._tool_version = scan.tool_version
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
         else:
             assert self._stream is not None
             self._file = self._stream
 
-    def add(self, target: dict[str, Any]) -> None:
-        """Write one event per finding of ``target`` (``TargetResult.to_dict()``), now."""
+    def add(self, target: TargetReport) -> None:
+        """Write one event per finding of the target, now."""
         file = self._require_open()
         context = TargetContext(target)
         lines = []
-        for finding in target.get("findings") or []:
-            if not isinstance(finding, dict):
-                continue
+        for finding in target.findings:
             self._worst_severity = worse_severity(self._worst_severity, finding)
             lines.append(self._line(self._finding_event(context, finding), file))
         if lines:
@@ -139,7 +141,7 @@ class SiemWriter:
             file.flush()
             self.events_written += len(lines)
 
-    def finish(self, scan: dict[str, Any], summary: dict[str, Any]) -> Path | None:
+    def finish(self, scan: ScanInfo, summary: Summary) -> Path | None:
         """Write the scan-summary event and close the file (a passed-in stream stays open)."""
         file = self._require_open()
         event = self._summary_event(scan, summary)
@@ -167,19 +169,6 @@ class SiemWriter:
 
     abort = close
 
-    def __enter__(self) -> SiemWriter:
-        if self._file is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def _require_open(self) -> IO[str]:
         if self._file is None:
             state = "finished or closed" if self._done else "not started"
@@ -203,40 +192,20 @@ class SiemWriter:
 
     @property
     def tool_version(self) -> str:
-        if self._tool_version is None:
-            from mtls_audit.scanner import __version__
+        return self._tool_version or "unknown"
 
-            self._tool_version = __version__
-        return self._tool_version
-
-    def _finding_event(self, context: TargetContext, finding: dict[str, Any]) -> dict[str, Any]:
-        check = self._check(str(finding.get("check", "")))
+    def _finding_event(self, context: TargetContext, finding: Finding) -> dict[str, Any]:
+        check = self._check(finding.check)
         build = _FINDING_EVENT[self.flavor]
         return build(context, finding, check, now=self._now, tool_version=self.tool_version)
 
-    def _summary_event(self, scan: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    def _summary_event(self, scan: ScanInfo, summary: Summary) -> dict[str, Any]:
         build = _SUMMARY_EVENT[self.flavor]
         return build(scan, summary, worst_severity=self._worst_severity, now=self._now, tool_version=self.tool_version)
 
-    def _check(self, check_id: str) -> CheckInfo:
-        if self._checks is None:
-            self._checks = _registered_checks()
-        return check_info(check_id, self._checks.get(check_id))
+    def _check(self, check_id: str) -> RuleInfo:
+        return rule_info(check_id, self._checks.get(check_id))
 
     def _now(self) -> datetime:
         now = self._clock()
         return now if now.tzinfo else now.replace(tzinfo=UTC)
-
-
-@functools.cache
-def _registry_checks() -> tuple[Any, ...]:
-    from mtls_audit.checks.registry import RegistryError, load_checks
-
-    try:
-        return load_checks()
-    except RegistryError:
-        return ()
-
-
-def _registered_checks() -> dict[str, Any]:
-    return {check.id: check for check in _registry_checks()}
