@@ -2,76 +2,100 @@
 
 from __future__ import annotations
 
-import copy
 import json
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mtls_audit.reports.json_report import validation_problem
-from mtls_audit.scanner.cli.exit_codes import ExitCode, exit_code
+from mtls_audit.scanner.cli.exit_codes import ExitCode, exit_code, scan_exit_code
+from mtls_audit.scanner.cli.scan_run import load_baseline
+from mtls_audit.scanner.model.finding import BaselineLabel, Finding, WaiverNote
+from mtls_audit.scanner.model.report import (
+    BaselineReport,
+    ReportDocument,
+    ScanInfo,
+    Summary,
+    TargetDigest,
+    TargetReport,
+)
+from mtls_audit.scanner.model.status import Severity, Status, worst_status
 from mtls_audit.scanner.triage.baseline import (
     Baseline,
     BaselineError,
     DiffEntry,
-    annotate,
     diff_reports,
     gating_status,
     gating_target_status,
-    load_baseline,
 )
 
 
-def _finding(check: str, status: str, summary: str | None = None) -> dict[str, Any]:
-    return {
-        "check": check,
-        "status": status,
-        "severity": "high",
-        "summary": summary if summary is not None else f"{check} {status}",
-        "remediation": "",
-        "evidence": {},
-    }
+def _finding(check: str, status: str, summary: str | None = None) -> Finding:
+    return Finding(
+        check=check,
+        status=Status(status),
+        severity=Severity.HIGH,
+        summary=summary if summary is not None else f"{check} {status}",
+    )
 
 
-def _target(name: str, statuses: dict[str, str], *, error: str | None = None) -> dict[str, Any]:
-    ranks = {"skip": 0, "pass": 1, "warn": 2, "error": 3, "fail": 4}
-    findings = [_finding(check, status) for check, status in statuses.items()]
-    worst = max((f["status"] for f in findings), key=ranks.__getitem__, default="skip")
-    return {
-        "name": name,
-        "address": "10.0.0.5:8443",
-        "server_name": "svc.internal",
-        "tags": [],
-        "status": "error" if error else worst,
-        "error": error,
-        "scanned_at": "2026-11-26T10:00:05+00:00",
-        "accepted_versions": [],
-        "client_auth": [],
-        "certificates": [],
-        "findings": findings,
-        "probes": [],
-    }
+def _target(name: str, statuses: dict[str, str], *, error: str | None = None) -> TargetReport:
+    findings = tuple(_finding(check, status) for check, status in statuses.items())
+    return TargetReport(
+        name=name,
+        address="10.0.0.5:8443",
+        server_name="svc.internal",
+        tags=(),
+        status=Status.ERROR if error else worst_status(f.status for f in findings),
+        error=error,
+        scanned_at=datetime(2026, 11, 26, 10, 0, 5, tzinfo=UTC),
+        accepted_versions=(),
+        client_auth=(),
+        certificates=(),
+        findings=findings,
+        probes=(),
+    )
 
 
-def _document(targets: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "schema_version": "1.0",
-        "scan": {
-            "started": "2026-11-26T10:00:00+00:00",
-            "finished": "2026-11-26T10:00:09+00:00",
-            "tool": "mtls-audit",
-            "tool_version": "0.1.0",
-            "inventory": None,
-            "options": {},
-        },
-        "summary": {"targets": len(targets), "targets_by_status": {}, "findings_by_status": {}},
-        "targets": targets,
-    }
+SCAN = ScanInfo(
+    started=datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC),
+    finished=datetime(2026, 11, 26, 10, 0, 9, tzinfo=UTC),
+    tool_version="0.1.0",
+    inventory=None,
+    options={},
+)
 
 
-def _report(spec: dict[str, dict[str, str]]) -> dict[str, Any]:
+def _document(targets: list[TargetReport]) -> ReportDocument:
+    return ReportDocument(scan=SCAN, summary=Summary(len(targets), {}, {}), targets=tuple(targets))
+
+
+def _report(spec: dict[str, dict[str, str]]) -> ReportDocument:
     return _document([_target(name, statuses) for name, statuses in spec.items()])
+
+
+def _with_summary(document: ReportDocument, target: int, finding: int, summary: str) -> ReportDocument:
+    """``document`` with one finding's summary replaced (the model is immutable)."""
+    targets = list(document.targets)
+    findings = list(targets[target].findings)
+    findings[finding] = replace(findings[finding], summary=summary)
+    targets[target] = targets[target].with_findings(findings)
+    return replace(document, targets=tuple(targets))
+
+
+def _as_version_1_0(document: ReportDocument) -> dict[str, Any]:
+    """The JSON of ``document`` as a 1.0 report (last week's tool): no commands, no check catalog."""
+    data = document.to_dict()
+    data["schema_version"] = "1.0"
+    del data["scan"]["checks"]
+    for target in data["targets"]:
+        for finding in target["findings"]:
+            for key in ("commands", "waived", "waiver", "baseline"):
+                del finding[key]
+    return data
 
 
 LAST_WEEK = {
@@ -93,8 +117,8 @@ def baseline() -> Baseline:
     return Baseline.from_document(_report(LAST_WEEK), "last-week.json")
 
 
-def _labels(target: dict[str, Any]) -> dict[str, str | None]:
-    return {f["check"]: f["baseline"] for f in target["findings"]}
+def _labels(target: TargetReport) -> dict[str, BaselineLabel | None]:
+    return {f.check: f.baseline for f in target.findings}
 
 
 # -- annotate -----------------------------------------------------------------------------
@@ -112,7 +136,7 @@ def test_annotate_labels_new_known_resolved_and_none(baseline):
             "expiry-soon": "fail",  # warn -> fail: an escalation is new
         },
     )
-    assert _labels(annotate(target, baseline)) == {
+    assert _labels(baseline.annotate(target)) == {
         "client-cert-required": "new",
         "wrong-ca-rejected": "known",
         "tls13-only": "resolved",
@@ -149,30 +173,32 @@ def test_annotate_labels_new_known_resolved_and_none(baseline):
 def test_label_for_every_transition(before, now, label):
     statuses = {} if before is None else {"tls13-only": before}
     baseline = Baseline.from_document(_report({"svc": statuses}))
-    assert baseline.label("svc", "tls13-only", now) == label
-    assert _labels(annotate(_target("svc", {"tls13-only": now}), baseline)) == {"tls13-only": label}
+    expected = BaselineLabel(label) if label is not None else None
+    assert baseline.label("svc", "tls13-only", Status(now)) is expected
+    assert _labels(baseline.annotate(_target("svc", {"tls13-only": now}))) == {"tls13-only": expected}
 
 
 def test_a_renamed_target_is_new(baseline):
     renamed = _target("payments-api-v2", {"wrong-ca-rejected": "fail", "san-match": "pass"})
-    assert _labels(annotate(renamed, baseline)) == {"wrong-ca-rejected": "new", "san-match": None}
+    assert _labels(baseline.annotate(renamed)) == {"wrong-ca-rejected": "new", "san-match": None}
 
 
-def test_annotate_does_not_mutate_its_input(baseline):
-    target = _target("payments-api", {"client-cert-required": "fail"})
-    before = copy.deepcopy(target)
-    annotated = annotate(target, baseline)
-    assert target == before
-    assert annotated is not target and annotated["findings"][0] is not target["findings"][0]
-    assert {k: v for k, v in annotated.items() if k != "findings"} == {
-        k: v for k, v in target.items() if k != "findings"
-    }
+def test_annotate_returns_a_new_target_and_changes_only_the_labels(baseline):
+    target = _target("payments-api", {"client-cert-required": "fail", "san-match": "pass"})
+    annotated = baseline.annotate(target)
+    assert annotated is not target
+    assert [f.baseline for f in target.findings] == [None, None]  # the input keeps no labels
+    assert [f.baseline for f in annotated.findings] == [BaselineLabel.NEW, None]
+    assert replace(annotated, findings=target.findings) == target
+    assert [replace(f, baseline=None) for f in annotated.findings] == list(target.findings)
 
 
 def test_missing_targets_and_the_scan_metadata(baseline):
     assert baseline.missing_targets(["payments-api", "brand-new"]) == ["legacy-db", "old-proxy"]
     assert baseline.missing_targets(["payments-api", "legacy-db", "old-proxy"]) == []
-    assert baseline.report(["legacy-db"]) == {
+    report = baseline.report(["legacy-db"])
+    assert report == BaselineReport("last-week.json", ("payments-api", "old-proxy"))
+    assert report.to_dict() == {
         "file": "last-week.json",
         "missing_targets": ["payments-api", "old-proxy"],
     }
@@ -180,7 +206,7 @@ def test_missing_targets_and_the_scan_metadata(baseline):
 
 def test_annotated_targets_and_baseline_metadata_satisfy_the_schema(baseline):
     targets = [
-        annotate(
+        baseline.annotate(
             _target(
                 "payments-api",
                 {
@@ -189,12 +215,12 @@ def test_annotated_targets_and_baseline_metadata_satisfy_the_schema(baseline):
                     "san-match": "pass",
                     "wrong-ca-rejected": "fail",
                 },
-            ),
-            baseline,
+            )
         )
     ]
-    document = _document(targets)
-    document["scan"]["baseline"] = baseline.report(["payments-api"])
+    document = replace(_document(targets), scan=replace(SCAN, baseline=baseline.report(["payments-api"]))).to_dict()
+    assert document["targets"][0]["findings"][0]["baseline"] == "new"
+    assert document["scan"]["baseline"] == {"file": "last-week.json", "missing_targets": ["legacy-db", "old-proxy"]}
     assert validation_problem(document) is None
     document["targets"][0]["findings"][0]["baseline"] = "regressed"
     assert "regressed" in validation_problem(document)
@@ -208,13 +234,22 @@ def test_annotated_targets_and_baseline_metadata_satisfy_the_schema(baseline):
 
 def test_load_baseline_reads_a_saved_report(tmp_path):
     path = tmp_path / "last-week.json"
-    path.write_text(json.dumps(_report(LAST_WEEK)), encoding="utf-8")
+    path.write_text(json.dumps(_report(LAST_WEEK).to_dict()), encoding="utf-8")
     baseline = load_baseline(path)
     assert baseline.file == str(path)
     assert baseline.target_names == ("payments-api", "legacy-db", "old-proxy")
-    assert baseline.status("payments-api", "wrong-ca-rejected") == "fail"
+    assert baseline.status("payments-api", "wrong-ca-rejected") is Status.FAIL
     assert baseline.status("payments-api", "nope") is None
     assert baseline.status("nope", "tls13-only") is None
+
+
+def test_a_1_0_report_still_works_as_a_baseline(tmp_path):
+    path = tmp_path / "last-week.json"
+    path.write_text(json.dumps(_as_version_1_0(_report(LAST_WEEK))), encoding="utf-8")
+    baseline = load_baseline(path)
+    assert baseline.target_names == ("payments-api", "legacy-db", "old-proxy")
+    assert baseline.status("legacy-db", "tls13-only") is Status.FAIL
+    assert baseline.label("legacy-db", "tls13-only", Status.FAIL) is BaselineLabel.KNOWN
 
 
 def _assert_one_line(error: BaselineError, path: Path, *fragments: str) -> None:
@@ -223,6 +258,7 @@ def _assert_one_line(error: BaselineError, path: Path, *fragments: str) -> None:
     assert str(path) in message
     for fragment in fragments:
         assert fragment in message
+    assert error.file == str(path)
 
 
 def test_load_baseline_errors_are_one_line_naming_the_file(tmp_path):
@@ -238,7 +274,7 @@ def test_load_baseline_errors_are_one_line_naming_the_file(tmp_path):
     _assert_one_line(raised.value, truncated, "not valid JSON")
 
     wrong = tmp_path / "wrong.json"
-    document = _report(LAST_WEEK)
+    document = _report(LAST_WEEK).to_dict()
     document["targets"][1]["findings"][0]["status"] = "broken"
     wrong.write_text(json.dumps(document), encoding="utf-8")
     with pytest.raises(BaselineError) as raised:
@@ -249,7 +285,7 @@ def test_load_baseline_errors_are_one_line_naming_the_file(tmp_path):
 def test_a_baseline_with_duplicate_target_names_is_refused(tmp_path):
     path = tmp_path / "dup.json"
     document = _document([_target("svc", {"tls13-only": "pass"}), _target("svc", {"tls13-only": "fail"})])
-    path.write_text(json.dumps(document), encoding="utf-8")
+    path.write_text(json.dumps(document.to_dict()), encoding="utf-8")
     with pytest.raises(BaselineError) as raised:
         load_baseline(path)
     _assert_one_line(raised.value, path, "'svc' (#2)", "matched by name")
@@ -258,16 +294,16 @@ def test_a_baseline_with_duplicate_target_names_is_refused(tmp_path):
 def test_a_target_that_could_not_be_scanned_is_compared_too():
     old = _document([_target("svc", {}, error="connection refused")])
     baseline = Baseline.from_document(old)
-    assert baseline.status("svc", None) == "error"
+    assert baseline.status("svc", None) is Status.ERROR
     new = _document([_target("svc", {"tls13-only": "pass"})])
     diff = diff_reports(old, new)
     assert diff.better == [
         DiffEntry(
-            "svc", None, "error", None, "no longer reported (was: target could not be scanned: connection refused)"
+            "svc", None, Status.ERROR, None, "no longer reported (was: target could not be scanned: connection refused)"
         )
     ]
     assert diff_reports(new, old).worse == [
-        DiffEntry("svc", None, None, "error", "target could not be scanned: connection refused")
+        DiffEntry("svc", None, None, Status.ERROR, "target could not be scanned: connection refused")
     ]
 
 
@@ -296,7 +332,7 @@ def test_diff_worse_and_better_in_both_directions():
         ("e", "error", "fail"),
     ]
     assert [(e.check, e.old_status, e.new_status) for e in diff.better] == [("c", "fail", "pass")]
-    assert diff.worse[0] == DiffEntry("svc", "a", "pass", "fail", "a fail")
+    assert diff.worse[0] == DiffEntry("svc", "a", Status.PASS, Status.FAIL, "a fail")
 
     backwards = diff_reports(new, old)
     assert [(e.check, e.old_status, e.new_status) for e in backwards.better] == [
@@ -311,8 +347,8 @@ def test_a_new_failing_check_is_worse_and_a_vanished_one_better():
     old = _report({"svc": {"a": "pass", "gone-fail": "fail", "gone-pass": "pass"}})
     new = _report({"svc": {"a": "pass", "new-fail": "warn", "new-pass": "pass"}})
     diff = diff_reports(old, new)
-    assert diff.worse == [DiffEntry("svc", "new-fail", None, "warn", "new-fail warn")]
-    assert diff.better == [DiffEntry("svc", "gone-fail", "fail", None, "no longer reported (was: gone-fail fail)")]
+    assert diff.worse == [DiffEntry("svc", "new-fail", None, Status.WARN, "new-fail warn")]
+    assert diff.better == [DiffEntry("svc", "gone-fail", Status.FAIL, None, "no longer reported (was: gone-fail fail)")]
     assert diff.added_targets == diff.removed_targets == []
 
 
@@ -321,7 +357,7 @@ def test_an_added_target_is_listed_and_its_failures_are_worse():
     new = _report({"svc": {"a": "pass"}, "fresh": {"a": "fail", "b": "pass"}, "clean": {"a": "pass"}})
     diff = diff_reports(old, new)
     assert diff.added_targets == ["fresh", "clean"]
-    assert diff.worse == [DiffEntry("fresh", "a", None, "fail", "a fail")]
+    assert diff.worse == [DiffEntry("fresh", "a", None, Status.FAIL, "a fail")]
     assert diff.better == [] and diff.removed_targets == []
     assert not diff.empty
 
@@ -331,7 +367,7 @@ def test_a_removed_target_is_listed_and_its_failures_are_gone():
     new = _report({"svc": {"a": "pass"}})
     diff = diff_reports(old, new)
     assert diff.removed_targets == ["retired"]
-    assert diff.better == [DiffEntry("retired", "a", "fail", None, "target no longer scanned (was: a fail)")]
+    assert diff.better == [DiffEntry("retired", "a", Status.FAIL, None, "target no longer scanned (was: a fail)")]
     assert diff.worse == [] and diff.added_targets == []
 
 
@@ -345,7 +381,7 @@ def test_a_rename_is_one_target_removed_and_one_added():
 def test_format_lines_and_escaping():
     old = _report({"svc": {"a": "pass", "b": "fail"}, "retired": {"a": "pass"}})
     new = _report({"svc": {"a": "fail", "b": "pass"}, "fresh\x1b[31m": {"a": "pass"}})
-    new["targets"][0]["findings"][0]["summary"] = "evil \x1b]0;pwned\x07 summary\nsecond line"
+    new = _with_summary(new, 0, 0, "evil \x1b]0;pwned\x07 summary\nsecond line")
     lines = diff_reports(old, new).format_lines()
     assert lines == [
         "WORSE svc a: pass -> fail: evil \\x1b]0;pwned\\x07 summary\\nsecond line",
@@ -376,10 +412,13 @@ def test_diff_to_dict_is_json():
 # -- exit-code gating ---------------------------------------------------------------------
 
 
-def _with(status: str, **extra: Any) -> dict[str, Any]:
-    finding = _finding("tls13-only", status)
-    finding.update(extra)
-    return finding
+EXPIRED_WAIVER = WaiverNote("svc", "tls13-only", "old", "ops", date(2026, 1, 1), expired=True)
+
+
+def _with(status: str, **changes: Any) -> Finding:
+    if isinstance(changes.get("baseline"), str):
+        changes["baseline"] = BaselineLabel(changes["baseline"])
+    return replace(_finding("tls13-only", status), **changes)
 
 
 @pytest.mark.parametrize(
@@ -396,28 +435,53 @@ def _with(status: str, **extra: Any) -> dict[str, Any]:
         (_with("pass", baseline="resolved"), True, "pass"),
         (_with("fail", waived=True), False, None),
         (_with("error", waived=True), False, None),
-        (_with("fail", waived=False, waiver={"expired": True}), False, "fail"),
+        (_with("fail", waived=False, waiver=EXPIRED_WAIVER), False, "fail"),
         (_with("fail", baseline="new", waived=True), True, None),
     ],
 )
 def test_gating_status(finding, fail_on_new, expected):
-    assert gating_status(finding, fail_on_new) == expected
+    assert gating_status(finding, fail_on_new) is (Status(expected) if expected is not None else None)
 
 
 def test_gating_feeds_exit_code():
     findings = [_with("fail", baseline="known"), _with("warn", baseline="new", waived=True), _with("pass")]
     statuses = [s for s in (gating_status(f, True) for f in findings) if s is not None]
-    assert exit_code(statuses, ["fail"], fail_on="warn") == ExitCode.OK
+    assert exit_code(statuses, [Status.FAIL], fail_on="warn") == ExitCode.OK
     statuses = [s for s in (gating_status(f, False) for f in findings) if s is not None]
-    assert exit_code(statuses, ["fail"], fail_on="warn") == ExitCode.FINDINGS
+    assert exit_code(statuses, [Status.FAIL], fail_on="warn") == ExitCode.FINDINGS
+
+
+def _digest(status: str, *findings: Finding, error: str | None = None) -> TargetDigest:
+    target = replace(_target("svc", {}), status=Status(status), error=error, findings=findings)
+    return TargetDigest.of(target)
+
+
+def test_scan_exit_code_applies_the_same_gating_to_digests():
+    known = _digest("fail", _with("fail", baseline="known"), _with("pass"))
+    assert scan_exit_code([known]) == ExitCode.FINDINGS
+    assert scan_exit_code([known], fail_on_new=True) == ExitCode.OK
+    new_warning = _digest("warn", _with("warn", baseline="new"))
+    assert scan_exit_code([known, new_warning], fail_on_new=True) == ExitCode.OK
+    assert scan_exit_code([known, new_warning], "warn", fail_on_new=True) == ExitCode.FINDINGS
+    waived = _digest("fail", _with("fail", waived=True))
+    assert scan_exit_code([waived]) == ExitCode.OK
+    expired = _digest("fail", _with("fail", waiver=EXPIRED_WAIVER))
+    assert scan_exit_code([waived, expired]) == ExitCode.FINDINGS
+    outage = _digest("error", _with("error", baseline="known"), error="connection refused")
+    assert scan_exit_code([outage], fail_on_new=True) == ExitCode.INCOMPLETE
+    waived_outage = _digest("error", _with("error", waived=True), error="connection refused")
+    assert scan_exit_code([waived_outage]) == ExitCode.OK
+    assert scan_exit_code([_digest("error", error="connection refused")]) == ExitCode.INCOMPLETE
 
 
 def test_gating_target_status():
     unreachable = _target("svc", {"a": "error", "b": "error"}, error="connection refused")
-    assert gating_target_status(unreachable) == "error"
-    unreachable["findings"][0]["waived"] = True
-    assert gating_target_status(unreachable) == "error"
-    unreachable["findings"][1]["waived"] = True
-    assert gating_target_status(unreachable) is None
-    assert gating_target_status(_target("svc", {"a": "fail"})) == "fail"
-    assert gating_target_status(_target("svc", {}, error="refused")) == "error"
+    assert gating_target_status(unreachable.status, unreachable.findings) is Status.ERROR
+    first_waived = (replace(unreachable.findings[0], waived=True), unreachable.findings[1])
+    assert gating_target_status(unreachable.status, first_waived) is Status.ERROR
+    both_waived = tuple(replace(f, waived=True) for f in unreachable.findings)
+    assert gating_target_status(unreachable.status, both_waived) is None
+    failing = _target("svc", {"a": "fail"})
+    assert gating_target_status(failing.status, failing.findings) is Status.FAIL
+    no_findings = _target("svc", {}, error="refused")
+    assert gating_target_status(no_findings.status, no_findings.findings) is Status.ERROR

@@ -14,6 +14,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 
 from mtls_audit.reports.json_report import load_report
+from mtls_audit.scanner.model.report import SCHEMA_VERSION
 
 CHECK_IDS = ["client-cert-required", "wrong-ca-rejected", "tls13-only", "chain-complete", "san-match", "expiry-soon"]
 
@@ -85,11 +86,11 @@ def test_demo_runs_as_designed_and_writes_valid_reports(tmp_path: Path):
     assert "All 54 verdicts match" in result.stdout
     assert "`mtls-audit scan` would exit 1" in result.stdout
     document = load_report(tmp_path / "out" / "report.json")  # validates against the schema
-    assert [t["name"] for t in document["targets"]] == [
+    assert [t.name for t in document.targets] == [
         "strict", "optional", "no-client-auth", "any-ca", "tls12-allowed", "leaf-only", "wrong-san", "expiring", "http-layer",
     ]  # fmt: skip
     html = (tmp_path / "out" / "report.html").read_text()
-    assert all(t["name"] in html for t in document["targets"])
+    assert all(t.name in html for t in document.targets)
     # The lab's throwaway client key is on disk for the inventory, never in a report.
     key_pem = (tmp_path / "out" / "pki" / "client.key").read_text()
     body = key_pem.splitlines()[1]
@@ -111,12 +112,12 @@ def test_scan_inventory_exit_1_and_every_target_in_every_report(tmp_path: Path, 
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     document = load_report(tmp_path / "r.json")
-    statuses = {t["name"]: t["status"] for t in document["targets"]}
+    statuses = {t.name: t.status for t in document.targets}
     assert statuses == {"strict": "pass", "optional": "fail", "silent": "error", "down": "error"}
     html = (tmp_path / "r.html").read_text()
     for name in statuses:
         assert name in html and name in result.stdout
-    assert document["scan"]["inventory"] == str(inventory)
+    assert document.scan.inventory == str(inventory)
 
 
 def test_exit_3_when_nothing_failed_but_a_target_could_not_be_scanned(tmp_path: Path, lab_process, closed_port):
@@ -152,8 +153,8 @@ def test_only_selected_checks_run(tmp_path: Path, lab_process):
     inventory = write_inventory(tmp_path / "inventory.yaml", lab_process, ["tls12-allowed"])
     result = run_cli("scan", str(inventory), "--check", "san-match", "--json", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stdout + result.stderr
-    findings = load_report(tmp_path / "r.json")["targets"][0]["findings"]
-    assert [f["check"] for f in findings] == ["san-match"]
+    findings = load_report(tmp_path / "r.json").targets[0].findings
+    assert [f.check for f in findings] == ["san-match"]
 
 
 def test_encrypted_key_password_never_reaches_any_output(tmp_path: Path, lab_process):
@@ -246,14 +247,16 @@ def test_unwritable_report_path_is_a_usage_error(tmp_path: Path, lab_process):
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = run_cli("scan", str(inventory), "--json", str(blocker / "sub" / "r.json"))
-    assert_one_line_error(result, "cannot write report")
+    # Found before the scan: one line naming the flag, the path and what is wrong with it
+    # (tests/test_outputs.py holds every kind of unwritable path).
+    assert_one_line_error(result, "--json", str(blocker / "sub" / "r.json"), f"{blocker} is a file, not a directory")
 
 
 def test_json_report_written_as_results_stream_is_valid_json(tmp_path: Path, lab_process):
     inventory = write_inventory(tmp_path / "inventory.yaml", lab_process, ["strict", "any-ca", "leaf-only"])
     run_cli("scan", str(inventory), "--json", str(tmp_path / "r.json"), "--quiet")
     document = json.loads((tmp_path / "r.json").read_text())
-    assert document["schema_version"] == "1.0"
+    assert document["schema_version"] == SCHEMA_VERSION == "1.1"
     assert document["summary"]["targets"] == 3
     assert [t["name"] for t in document["targets"]] == ["strict", "any-ca", "leaf-only"]
 
@@ -270,11 +273,15 @@ def test_explain_prints_one_line_per_probe_with_what_came_back(lab_process):
     )
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:] if line.strip()}
-    assert set(lines) == {
-        "valid@tls1.0", "valid@tls1.1", "valid@tls1.2", "valid@tls1.3",
+    impostors = {
         "no-cert@tls1.2", "no-cert@tls1.3", "rogue-ca@tls1.2", "rogue-ca@tls1.3",
         "self-signed@tls1.2", "self-signed@tls1.3",
     }  # fmt: skip
+    # Each impostor probe runs --rounds times (default 2); the second attempt is "#2".
+    assert set(lines) == {"valid@tls1.0", "valid@tls1.1", "valid@tls1.2", "valid@tls1.3"} | impostors | {
+        f"{probe}#2" for probe in impostors
+    }
+    assert lines["no-cert@tls1.2#2"].endswith("=> blocked at tls-handshake")
     assert "alert 40 handshake_failure in the handshake" in lines["no-cert@tls1.2"]
     assert lines["no-cert@tls1.2"].endswith("=> blocked at tls-handshake")
     assert (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from mtls_audit.scanner.inventory.loader import load_inventory
+from mtls_audit.scanner.inventory import load_inventory
 from mtls_audit.scanner.model.target import AppProtocol, ClientAuthExpectation
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -61,4 +61,26 @@ def test_readme_waivers_example_loads(tmp_path: Path):
     example = re.search(r"```yaml\n(waivers:.*?)```", README, re.S).group(1)
     (tmp_path / "waivers.yaml").write_text(example)
     waivers = load_waivers(tmp_path / "waivers.yaml", known_checks=["tls13-only"])
-    assert waivers.report(date(2027, 1, 1))["unused"][0]["target"] == "legacy-*"
+    assert waivers.report(date(2027, 1, 1)).unused[0].target == "legacy-*"
+
+
+def test_readme_plugin_example_is_a_working_check(tmp_path: Path, monkeypatch):
+    """The plugin in the README, written to a module of its own and judged on
+    hand-built observations: it imports only the documented API."""
+    from observation_builders import accepted_with_ticket, evidence, make_target, spec, version_refused
+
+    from mtls_audit.checks import Check, Presented, Status, TLSVersion
+
+    source = re.search(r"```python\n(# my_checks/no_tls12.py.*?)```", README, re.S).group(1)
+    imports = {line for line in source.splitlines() if line.startswith(("from ", "import "))}
+    assert imports == {line for line in imports if line.startswith("from mtls_audit.checks import ")}
+    (tmp_path / "readme_no_tls12.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import readme_no_tls12
+
+    check = readme_no_tls12.CHECK
+    assert isinstance(check, Check) and check.id == "no-tls12"
+    speaks_12 = evidence(make_target(), accepted_with_ticket(spec(Presented.VALID, TLSVersion.TLS1_2)))
+    refuses_12 = evidence(make_target(), version_refused(spec(Presented.VALID, TLSVersion.TLS1_2)))
+    assert check.evaluate(speaks_12).status is Status.FAIL
+    assert check.evaluate(refuses_12).status is Status.PASS

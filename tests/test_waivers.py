@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import textwrap
-from datetime import date, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mtls_audit.reports.json_report import validation_problem
+from mtls_audit.scanner.model.finding import Finding, WaiverNote
+from mtls_audit.scanner.model.report import ReportDocument, ScanInfo, Summary, TargetReport
+from mtls_audit.scanner.model.status import Severity, Status
 from mtls_audit.scanner.triage.baseline import gating_status
 from mtls_audit.scanner.triage.waivers import WaiverError, Waivers, load_waivers
 
@@ -50,33 +53,34 @@ waivers:
     expires: 2026-01-31
 """
 
-
-def _finding(check: str, status: str) -> dict[str, Any]:
-    return {
-        "check": check,
-        "status": status,
-        "severity": "medium",
-        "summary": f"{check} {status}",
-        "remediation": "",
-        "evidence": {},
-    }
+LEGACY_NOTE = WaiverNote(
+    target="legacy-*",
+    check="tls13-only",
+    reason="vendor appliance, TLS 1.3 in Q3 firmware",
+    owner="netsec@example.com",
+    expires=date(2027, 3, 31),
+)
 
 
-def _target(name: str, statuses: dict[str, str]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "address": "10.0.0.5:8443",
-        "server_name": "svc.internal",
-        "tags": [],
-        "status": "fail",
-        "error": None,
-        "scanned_at": "2026-11-26T10:00:05+00:00",
-        "accepted_versions": [],
-        "client_auth": [],
-        "certificates": [],
-        "findings": [_finding(c, s) for c, s in statuses.items()],
-        "probes": [],
-    }
+def _finding(check: str, status: str) -> Finding:
+    return Finding(check=check, status=Status(status), severity=Severity.MEDIUM, summary=f"{check} {status}")
+
+
+def _target(name: str, statuses: dict[str, str]) -> TargetReport:
+    return TargetReport(
+        name=name,
+        address="10.0.0.5:8443",
+        server_name="svc.internal",
+        tags=(),
+        status=Status.FAIL,
+        error=None,
+        scanned_at=datetime(2026, 11, 26, 10, 0, 5, tzinfo=UTC),
+        accepted_versions=(),
+        client_auth=(),
+        certificates=(),
+        findings=tuple(_finding(c, s) for c, s in statuses.items()),
+        probes=(),
+    )
 
 
 def _write(tmp_path: Path, text: str, name: str = "waivers.yaml") -> Path:
@@ -90,8 +94,12 @@ def waivers(tmp_path) -> Waivers:
     return load_waivers(_write(tmp_path, EXAMPLE), CHECKS)
 
 
-def _state(target: dict[str, Any]) -> dict[str, tuple[bool, Any]]:
-    return {f["check"]: (f["waived"], f["waiver"]) for f in target["findings"]}
+def _state(target: TargetReport) -> dict[str, tuple[bool, WaiverNote | None]]:
+    return {f.check: (f.waived, f.waiver) for f in target.findings}
+
+
+def _first(waivers: Waivers, name: str, statuses: dict[str, str], today: date = TODAY) -> Finding:
+    return waivers.apply(_target(name, statuses), today).findings[0]
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -130,48 +138,48 @@ def test_glob_and_exact_matching(waivers):
         "legacy": False,
     }
     for name, expected in cases.items():
-        applied = waivers.apply(_target(name, {"tls13-only": "fail"}), TODAY)
-        assert applied["findings"][0]["waived"] is expected, name
-    assert waivers.apply(_target("db-a", {"chain-complete": "fail"}), TODAY)["findings"][0]["waived"]
-    assert not waivers.apply(_target("db-c", {"chain-complete": "fail"}), TODAY)["findings"][0]["waived"]
-    assert waivers.apply(_target("payments-api", {"expiry-soon": "warn"}), TODAY)["findings"][0]["waived"]
-    assert not waivers.apply(_target("payments-api-2", {"expiry-soon": "warn"}), TODAY)["findings"][0]["waived"]
+        assert _first(waivers, name, {"tls13-only": "fail"}).waived is expected, name
+    assert _first(waivers, "db-a", {"chain-complete": "fail"}).waived
+    assert not _first(waivers, "db-c", {"chain-complete": "fail"}).waived
+    assert _first(waivers, "payments-api", {"expiry-soon": "warn"}).waived
+    assert not _first(waivers, "payments-api-2", {"expiry-soon": "warn"}).waived
 
 
 def test_apply_marks_failing_findings_and_keeps_their_status(waivers):
     target = _target("legacy-db", {"tls13-only": "fail", "san-match": "fail", "chain-complete": "pass"})
-    before = copy.deepcopy(target)
     applied = waivers.apply(target, TODAY)
-    assert target == before  # the input is not modified
-    assert [f["status"] for f in applied["findings"]] == ["fail", "fail", "pass"]
+    assert applied is not target
+    assert [(f.waived, f.waiver) for f in target.findings] == [(False, None)] * 3  # the input keeps no marks
+    assert [replace(f, waived=False, waiver=None) for f in applied.findings] == list(target.findings)
+    assert [f.status for f in applied.findings] == ["fail", "fail", "pass"]
     assert _state(applied) == {
-        "tls13-only": (
-            True,
-            {
-                "target": "legacy-*",
-                "check": "tls13-only",
-                "reason": "vendor appliance, TLS 1.3 in Q3 firmware",
-                "owner": "netsec@example.com",
-                "expires": "2027-03-31",
-            },
-        ),
+        "tls13-only": (True, LEGACY_NOTE),
         "san-match": (False, None),  # no waiver for this check
         "chain-complete": (False, None),
     }
-    assert gating_status(applied["findings"][0]) is None
-    assert gating_status(applied["findings"][1]) == "fail"
+    # What the JSON report shows for it:
+    assert applied.findings[0].to_dict()["waiver"] == {
+        "target": "legacy-*",
+        "check": "tls13-only",
+        "reason": "vendor appliance, TLS 1.3 in Q3 firmware",
+        "owner": "netsec@example.com",
+        "expires": "2027-03-31",
+    }
+    assert applied.findings[0].to_dict()["waived"] is True
+    assert gating_status(applied.findings[0]) is None
+    assert gating_status(applied.findings[1]) is Status.FAIL
 
 
 @pytest.mark.parametrize("status", ["fail", "warn", "error"])
 def test_every_failing_status_can_be_waived(waivers, status):
-    assert waivers.apply(_target("legacy-x", {"tls13-only": status}), TODAY)["findings"][0]["waived"] is True
+    assert _first(waivers, "legacy-x", {"tls13-only": status}).waived is True
 
 
 @pytest.mark.parametrize("status", ["pass", "skip"])
 def test_a_passing_finding_needs_no_waiver(waivers, status):
     applied = waivers.apply(_target("legacy-x", {"tls13-only": status}), TODAY)
     assert _state(applied) == {"tls13-only": (False, None)}
-    assert waivers.report(TODAY)["unused"][0]["target"] == "legacy-*"
+    assert waivers.report(TODAY).unused[0].target == "legacy-*"
 
 
 # -- expiry -------------------------------------------------------------------------------
@@ -180,11 +188,13 @@ def test_a_passing_finding_needs_no_waiver(waivers, status):
 def test_a_waiver_is_valid_through_its_expiry_day(waivers):
     expires = date(2027, 3, 31)
     for today in (expires - timedelta(days=1), expires):
-        finding = waivers.apply(_target("legacy-db", {"tls13-only": "fail"}), today)["findings"][0]
-        assert finding["waived"] is True and "expired" not in finding["waiver"]
-    finding = waivers.apply(_target("legacy-db", {"tls13-only": "fail"}), expires + timedelta(days=1))["findings"][0]
-    assert finding["waived"] is False
-    assert finding["waiver"] == {
+        finding = _first(waivers, "legacy-db", {"tls13-only": "fail"}, today)
+        assert finding.waived is True and finding.waiver == LEGACY_NOTE
+        assert "expired" not in finding.to_dict()["waiver"]
+    finding = _first(waivers, "legacy-db", {"tls13-only": "fail"}, expires + timedelta(days=1))
+    assert finding.waived is False
+    assert finding.waiver == replace(LEGACY_NOTE, expired=True)
+    assert finding.to_dict()["waiver"] == {
         "target": "legacy-*",
         "check": "tls13-only",
         "reason": "vendor appliance, TLS 1.3 in Q3 firmware",
@@ -192,34 +202,35 @@ def test_a_waiver_is_valid_through_its_expiry_day(waivers):
         "expires": "2027-03-31",
         "expired": True,
     }
-    assert finding["status"] == "fail"
-    assert gating_status(finding) == "fail"  # an expired waiver fails the job again
+    assert finding.status is Status.FAIL
+    assert gating_status(finding) is Status.FAIL  # an expired waiver fails the job again
 
 
 def test_expired_waivers_are_reported_and_not_applied(waivers):
-    applied = waivers.apply(_target("retired-service", {"san-match": "fail"}), TODAY)
-    assert applied["findings"][0]["waived"] is False
-    assert applied["findings"][0]["waiver"]["expired"] is True
+    finding = _first(waivers, "retired-service", {"san-match": "fail"})
+    assert finding.waived is False
+    assert finding.waiver is not None and finding.waiver.expired is True
     report = waivers.report(TODAY)
-    assert [w["target"] for w in report["expired"]] == ["retired-service"]
-    assert report["expired"][0]["expired"] is True
+    assert [w.target for w in report.expired] == ["retired-service"]
+    assert report.expired[0].expired is True
+    assert report.to_dict()["expired"][0]["expired"] is True
 
 
 def test_unused_waivers_are_reported(waivers, tmp_path):
     waivers.apply(_target("legacy-db", {"tls13-only": "fail"}), TODAY)
     waivers.apply(_target("payments-api", {"expiry-soon": "pass"}), TODAY)  # fixed: no longer needs it
     report = waivers.report(TODAY)
-    assert report["file"] == str(tmp_path / "waivers.yaml")
-    assert [(w["target"], w["check"]) for w in report["unused"]] == [
+    assert report.file == str(tmp_path / "waivers.yaml")
+    assert [(w.target, w.check) for w in report.unused] == [
         ("payments-api", "expiry-soon"),
         ("db-[ab]", "chain-complete"),
     ]
     # the expired one is listed under expired only
-    assert [(w["target"], w["check"]) for w in report["expired"]] == [("retired-service", "san-match")]
+    assert [(w.target, w.check) for w in report.expired] == [("retired-service", "san-match")]
     # on a later day the 2026-11-30 waiver has expired and moves over
     later = waivers.report(date(2026, 12, 1))
-    assert [w["target"] for w in later["expired"]] == ["payments-api", "retired-service"]
-    assert [w["target"] for w in later["unused"]] == ["db-[ab]"]
+    assert [w.target for w in later.expired] == ["payments-api", "retired-service"]
+    assert [w.target for w in later.unused] == ["db-[ab]"]
 
 
 def test_a_waiver_in_force_wins_over_an_expired_one(tmp_path):
@@ -232,29 +243,31 @@ def test_a_waiver_in_force_wins_over_an_expired_one(tmp_path):
     """,
     )
     waivers = load_waivers(path, CHECKS)
-    finding = waivers.apply(_target("legacy-db", {"tls13-only": "fail"}), TODAY)["findings"][0]
-    assert finding["waived"] is True and finding["waiver"]["reason"] == "renewed"
+    finding = _first(waivers, "legacy-db", {"tls13-only": "fail"})
+    assert finding.waived is True and finding.waiver is not None and finding.waiver.reason == "renewed"
+
+
+def test_a_waiver_note_names_the_waiver_as_written(waivers):
+    first = list(waivers)[0]
+    assert first.note() == LEGACY_NOTE
+    assert first.note(expired=True) == replace(LEGACY_NOTE, expired=True)
 
 
 def test_applied_targets_and_the_report_satisfy_the_schema(waivers):
-    targets = [
+    targets = (
         waivers.apply(_target("legacy-db", {"tls13-only": "fail", "san-match": "pass"}), TODAY),
         waivers.apply(_target("retired-service", {"san-match": "fail"}), TODAY),
-    ]
-    document = {
-        "schema_version": "1.0",
-        "scan": {
-            "started": "2026-11-26T10:00:00+00:00",
-            "finished": None,
-            "tool": "mtls-audit",
-            "tool_version": "0.1.0",
-            "inventory": None,
-            "options": {},
-            "waivers": waivers.report(TODAY),
-        },
-        "summary": {"targets": 2, "targets_by_status": {}, "findings_by_status": {}},
-        "targets": targets,
-    }
+    )
+    scan = ScanInfo(
+        started=datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC),
+        finished=None,
+        tool_version="0.1.0",
+        inventory=None,
+        options={},
+        waivers=waivers.report(TODAY),
+    )
+    document = ReportDocument(scan=scan, summary=Summary(2, {}, {}), targets=targets).to_dict()
+    assert document["scan"]["waivers"]["expired"][0]["target"] == "retired-service"
     assert validation_problem(document) is None
     document["targets"][0]["findings"][0]["waiver"]["expires"] = "next year"
     assert validation_problem(document) is not None

@@ -14,17 +14,19 @@ import click
 import trio
 import yaml
 
-from mtls_audit.checks.registry import RegistryError, load_checks
-from mtls_audit.reports.console import printable, render_summary
+from mtls_audit.checks.registry import load_checks
+from mtls_audit.reports.console import render_summary
 from mtls_audit.scanner.cli.exit_codes import MEANINGS, ExitCode, scan_exit_code
 from mtls_audit.scanner.cli.outputs import Outputs
+from mtls_audit.scanner.cli.pipeline import ScanOutcome, run_scan
 from mtls_audit.scanner.engine.engine import ScanOptions
-from mtls_audit.scanner.engine.pipeline import ScanOutcome, run_scan
-from mtls_audit.scanner.inventory.loader import InventoryError, load_inventory
+from mtls_audit.scanner.inventory import load_inventory
 from mtls_audit.scanner.lab.endpoints import LabEndpoint, demo_endpoints
 from mtls_audit.scanner.lab.pki import create_lab_pki
 from mtls_audit.scanner.lab.servers import running_lab
-from mtls_audit.scanner.probe.prober import Timeouts
+from mtls_audit.scanner.model.errors import UserError
+from mtls_audit.scanner.model.text import printable
+from mtls_audit.scanner.probe import Timeouts
 
 DEMO_OPTIONS = ScanOptions(timeouts=Timeouts(connect=3, handshake=3, post_handshake=1, http=3))
 
@@ -56,9 +58,9 @@ async def _scan_lab(output_dir: Path, endpoints: list[LabEndpoint]) -> ScanOutco
     async with running_lab([endpoint.server for endpoint in endpoints]) as ports:
         write_inventory(inventory_path, endpoints, ports)
         targets = load_inventory(inventory_path, known_checks=[c.id for c in checks])
-        writers = demo_outputs(output_dir).writers()
+        reports = demo_outputs(output_dir).reports()
         options = {"demo": True, "post_handshake_wait": DEMO_OPTIONS.timeouts.post_handshake}
-        return await run_scan(targets, checks, DEMO_OPTIONS, writers, str(inventory_path), options)
+        return await run_scan(targets, checks, DEMO_OPTIONS, reports, str(inventory_path), options)
 
 
 def demo_outputs(output_dir: Path) -> Outputs:
@@ -76,10 +78,12 @@ def mismatches(outcome: ScanOutcome, endpoints: list[LabEndpoint]) -> list[str]:
     expected = {endpoint.name: endpoint.expected for endpoint in endpoints}
     problems = []
     for digest in outcome.digests:
+        findings = {finding.check: finding for finding in digest.findings}
         for check_id, want in expected[digest.name].items():
-            got = digest.findings.get(check_id, {}).get("status", "missing")
+            finding = findings.get(check_id)
+            got = finding.status.value if finding else "missing"
             if got != want:
-                summary = digest.findings.get(check_id, {}).get("summary", "")
+                summary = finding.summary if finding else ""
                 problems.append(f"{digest.name} {check_id}: expected {want}, got {got} ({printable(summary)})")
     return problems
 
@@ -98,16 +102,16 @@ def run_demo(output_dir: Path, quiet: bool = False) -> int:
                 click.echo(f"  {endpoint.name:<15} {endpoint.description}")
             click.echo("")
         outcome = trio.run(_scan_lab, output_dir, endpoints)
-    except (RegistryError, InventoryError, OSError) as error:
+    except (UserError, OSError) as error:
         click.echo(f"mtls-audit: error: demo could not run: {error}", err=True)
         return ExitCode.USAGE
 
     if not quiet:
-        render_summary([d.as_dict() for d in outcome.digests])
+        render_summary(outcome.digests)
         click.echo("")
-        click.echo("Reports: " + "  ".join(where for _, where in demo_outputs(output_dir).written()))
+        click.echo("Reports: " + "  ".join(str(path) for _, path in demo_outputs(output_dir).files()))
         click.echo(f"Inventory used: {output_dir / 'inventory.yaml'} (the lab is stopped now)")
-    scan_code = scan_exit_code(d.as_dict() for d in outcome.digests)
+    scan_code = scan_exit_code(outcome.digests)
     click.echo(f"`mtls-audit scan` would exit {int(scan_code)} for these findings ({MEANINGS[scan_code]}).")
     problems = mismatches(outcome, endpoints)
     if problems:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mtls_audit.reports.console import printable
-from mtls_audit.scanner.judge.verdicts import Outcome, VersionSupport, judge, version_support
+from mtls_audit.scanner.judge import Outcome, VersionSupport, judge, version_support
 from mtls_audit.scanner.model.certificates import subject_text
 from mtls_audit.scanner.model.observations import AfterHandshake, Presented, ProbeObservation
 from mtls_audit.scanner.model.target import Target
+from mtls_audit.scanner.model.text import printable
 
 _PRESENTED = {
     Presented.VALID: "our identity",
@@ -40,6 +40,8 @@ def happened(observation: ProbeObservation) -> list[str]:
     if o.certificate_request_seen:
         names = ", ".join(o.client_ca_names) or "empty CA list"
         events.append(f"CertificateRequest ({names})")
+    if o.certificate_sent and o.spec.presented is not Presented.VALID:
+        events.append("Certificate sent" if o.client_certificate_sha256 else "empty Certificate sent")
     alert = o.alert_received
     if alert is not None and alert.phase.value == "handshake":
         events.append(f"alert {alert.code} {alert.name} in the handshake at {alert.at_ms:.1f} ms")
@@ -61,16 +63,22 @@ def happened(observation: ProbeObservation) -> list[str]:
             events.append(f"HTTP {o.http.status} {o.http.reason}".rstrip() + f" at {o.http.at_ms:.1f} ms")
         else:
             events.append(f"HTTP: {o.http.error}")
+    if o.closed_by_server is not None and o.after_handshake is not AfterHandshake.EOF:
+        events.append(f"server closed the connection without an alert ({o.closed_by_server.value})")
+    if o.alert_sent is not None:
+        events.append(f"we sent alert {o.alert_sent.code} {o.alert_sent.name}")
+    if o.local_error:
+        events.append(f"our side failed: {o.local_error}")
     if o.timed_out is not None:
         events.append(f"timed out in {o.timed_out.value}")
     return events or ["nothing"]
 
 
-def conclusion(target: Target, observation: ProbeObservation) -> str:
+def conclusion(target: Target, observation: ProbeObservation, reference: ProbeObservation | None = None) -> str:
     support, why = version_support(observation)
     if support is VersionSupport.REFUSED:
         return f"{observation.spec.version.value} refused"
-    verdict = judge(observation, target.app_protocol)
+    verdict = judge(observation, target.app_protocol, reference)
     if verdict.outcome is Outcome.BLOCKED:
         assert verdict.layer is not None  # judge() names the layer of every block and admission
         return f"blocked at {verdict.layer.value}"
@@ -82,11 +90,13 @@ def conclusion(target: Target, observation: ProbeObservation) -> str:
 
 def explain_lines(target: Target, observations: Sequence[ProbeObservation]) -> list[str]:
     width = max((len(o.spec.id) for o in observations), default=0)
+    own = {o.spec.version: o for o in observations if o.spec.presented is Presented.VALID}
     lines = []
     for observation in observations:
+        verdict = conclusion(target, observation, own.get(observation.spec.version))
         line = (
             f"{observation.spec.id:<{width}}  presented {presented_text(target, observation)}: "
-            f"{'; '.join(happened(observation))} => {conclusion(target, observation)}"
+            f"{'; '.join(happened(observation))} => {verdict}"
         )
         lines.append(printable(line))
     return lines

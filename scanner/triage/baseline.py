@@ -1,59 +1,71 @@
 """Regressions against an earlier report (last week's ``report.json``).
 
+Everything here works on the typed model: a baseline is built from a
+``ReportDocument`` (``Baseline.from_document``; reading the file is the command
+line's job, ``scanner.cli.scan_run.load_baseline``), and findings are ``Finding``
+values on a ``TargetReport``.
+
 Targets are matched **by name** (the inventory guarantees names are unique): a renamed
 target is a new target, and all its failing findings are ``new``; the old name is a
 missing target. Findings are matched by (target name, check id).
 
-``annotate`` labels each finding of a new scan with ``"baseline"``:
+``Baseline.annotate(target)`` returns the ``TargetReport`` with each finding's
+``baseline`` set to a ``BaselineLabel`` (``Baseline.label`` decides one pair):
 
-* ``"new"``: the finding is failing (``fail``, ``warn`` or ``error``) and the baseline
-  had this pair passing, skipped or absent, **or failing less badly** (``warn`` →
-  ``fail``, ``error`` → ``fail``, ``warn`` → ``error``): an escalation is a regression, and
+* ``NEW``: the finding is failing (``Status.failing``: fail, warn or error) and the
+  baseline had this pair passing, skipped or absent, **or failing less badly**
+  (warn → fail, error → fail, warn → error): an escalation is a regression, and
   ``--fail-on-new`` must catch a certificate that was expiring last week and has
   expired now;
-* ``"known"``: failing now, and failing at least as badly in the baseline;
-* ``"resolved"``: ``pass`` now, failing in the baseline;
+* ``KNOWN``: failing now, and failing at least as badly in the baseline;
+* ``RESOLVED``: pass now, failing in the baseline;
 * ``None``: everything else (passing both times, or skipped now).
 
-``diff_reports`` compares two whole reports for ``mtls-audit diff OLD NEW``. Statuses are
-ordered ``pass`` = ``skip`` < ``warn`` < ``error`` < ``fail`` (``STATUS_ORDER``); a move up
-that order is *worse*, a move down is *better*, and pass ↔ skip is no change.
+``Baseline.report(seen_names)`` is the ``BaselineReport`` of ``ScanInfo.baseline``: the
+file and the baseline's targets this scan did not report.
 
-``gating_status`` says which status a finding contributes to the exit code once
-waivers and ``--fail-on-new`` are taken into account.
+``diff_reports(old, new)`` compares two ``ReportDocument``s for ``mtls-audit diff OLD
+NEW``. Statuses are ordered pass = skip < warn < error < fail (``STATUS_ORDER``); a
+move up that order is *worse*, a move down is *better*, and pass ↔ skip is no change.
+
+``gating_status(finding, fail_on_new)`` says which ``Status`` a finding contributes to
+the exit code once waivers and ``--fail-on-new`` are taken into account, and
+``gating_target_status`` the same for a target's own status
+(``scanner.cli.exit_codes.scan_exit_code`` applies both to the scan's digests).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mtls_audit.reports.json_report import ReportError, load_report
+from mtls_audit.scanner.model.errors import UserError
+from mtls_audit.scanner.model.finding import BaselineLabel, Finding
+from mtls_audit.scanner.model.report import BaselineReport, ReportDocument, TargetReport
+from mtls_audit.scanner.model.status import Status
 from mtls_audit.scanner.model.text import printable
 from mtls_audit.scanner.model.text import show as _show
 
-FAILING = frozenset({"fail", "warn", "error"})
-STATUS_ORDER = {"pass": 0, "skip": 0, "warn": 1, "error": 2, "fail": 3}
-BASELINE_LABELS = ("new", "known", "resolved")
+# diff's order of badness: pass and skip are the same (nothing to act on).
+STATUS_ORDER = {Status.PASS: 0, Status.SKIP: 0, Status.WARN: 1, Status.ERROR: 2, Status.FAIL: 3}
 
 
-class BaselineError(Exception):
+class BaselineError(UserError):
     """A baseline report that cannot be used, as one line naming the file."""
 
 
-def _rank(status: str | None) -> int:
-    return STATUS_ORDER.get(status, 0) if status is not None else 0
+def _rank(status: Status | None) -> int:
+    return STATUS_ORDER[status] if status is not None else 0
 
 
 @dataclass(frozen=True)
 class _Entry:
-    status: str
+    status: Status
     summary: str
 
 
-def _index(document: Mapping[str, Any], source: str) -> dict[str, dict[str | None, _Entry]]:
+def _index(document: ReportDocument, source: str) -> dict[str, dict[str | None, _Entry]]:
     """target name -> check id -> (status, summary), in report order.
 
     A target with no findings but an ``error`` (it could not be scanned) is indexed under
@@ -61,24 +73,25 @@ def _index(document: Mapping[str, Any], source: str) -> dict[str, dict[str | Non
     duplicate checks within a target make name matching ambiguous: BaselineError.
     """
     index: dict[str, dict[str | None, _Entry]] = {}
-    for position, target in enumerate(document.get("targets") or [], start=1):
-        name = target.get("name")
-        if name in index:
+    for position, target in enumerate(document.targets, start=1):
+        if target.name in index:
             raise BaselineError(
-                f"{source}: target {_show(name)} (#{position}) appears more than once; "
-                "targets are matched by name, so names must be unique"
+                f"{source}: target {_show(target.name)} (#{position}) appears more than once; "
+                "targets are matched by name, so names must be unique",
+                file=source,
             )
         checks: dict[str | None, _Entry] = {}
-        for finding in target.get("findings") or []:
-            check = finding.get("check")
-            if check in checks:
+        for finding in target.findings:
+            if finding.check in checks:
                 raise BaselineError(
-                    f"{source}: target {_show(name)} (#{position}): check {_show(check)} appears more than once"
+                    f"{source}: target {_show(target.name)} (#{position}): "
+                    f"check {_show(finding.check)} appears more than once",
+                    file=source,
                 )
-            checks[check] = _Entry(str(finding.get("status")), str(finding.get("summary", "")))
-        if not checks and target.get("error"):
-            checks[None] = _Entry("error", f"target could not be scanned: {target['error']}")
-        index[name] = checks
+            checks[finding.check] = _Entry(finding.status, finding.summary)
+        if not checks and target.error:
+            checks[None] = _Entry(Status.ERROR, f"target could not be scanned: {target.error}")
+        index[target.name] = checks
     return index
 
 
@@ -90,10 +103,10 @@ class Baseline:
     """The statuses of an earlier scan, by target name and check id."""
 
     file: str
-    statuses: Mapping[str, Mapping[str | None, str]]  # target name -> check -> status
+    statuses: dict[str, dict[str | None, Status]]  # target name -> check -> status
 
     @classmethod
-    def from_document(cls, document: Mapping[str, Any], file: str = "<baseline>") -> Baseline:
+    def from_document(cls, document: ReportDocument, file: str = "<baseline>") -> Baseline:
         index = _index(document, file)
         return cls(
             file=file,
@@ -104,19 +117,19 @@ class Baseline:
     def target_names(self) -> tuple[str, ...]:
         return tuple(self.statuses)
 
-    def status(self, target: str, check: str | None) -> str | None:
+    def status(self, target: str, check: str | None) -> Status | None:
         """The baseline's status for this pair, or None when it was not there."""
         return self.statuses.get(target, {}).get(check)
 
-    def label(self, target: str, check: str | None, status: str) -> str | None:
+    def label(self, target: str, check: str | None, status: Status) -> BaselineLabel | None:
         """``new`` / ``known`` / ``resolved`` / None for a finding of the new scan."""
         old = self.status(target, check)
-        if status in FAILING:
-            if old in FAILING and _rank(old) >= _rank(status):
-                return "known"
-            return "new"
-        if status == "pass" and old in FAILING:
-            return "resolved"
+        if status.failing:
+            if old is not None and old.failing and _rank(old) >= _rank(status):
+                return BaselineLabel.KNOWN
+            return BaselineLabel.NEW
+        if status is Status.PASS and old is not None and old.failing:
+            return BaselineLabel.RESOLVED
         return None
 
     def missing_targets(self, seen_names: Iterable[str]) -> list[str]:
@@ -125,67 +138,47 @@ class Baseline:
         seen = set(seen_names)
         return [name for name in self.statuses if name not in seen]
 
-    def report(self, seen_names: Iterable[str]) -> dict[str, Any]:
+    def report(self, seen_names: Iterable[str]) -> BaselineReport:
         """The ``scan.baseline`` object of the JSON report."""
-        return {"file": self.file, "missing_targets": self.missing_targets(seen_names)}
+        return BaselineReport(self.file, tuple(self.missing_targets(seen_names)))
 
-
-def load_baseline(path: Path | str) -> Baseline:
-    """Read and validate an earlier JSON report. Raises ``BaselineError`` (one line,
-    naming the file) when it is unreadable, not JSON, not the schema, or ambiguous."""
-    try:
-        document = load_report(path)
-    except ReportError as error:
-        raise BaselineError(f"baseline {error}") from None
-    return Baseline.from_document(document, str(path))
-
-
-def annotate(target: Mapping[str, Any], baseline: Baseline) -> dict[str, Any]:
-    """A copy of ``target`` whose findings carry ``"baseline"`` (see the module doc).
-
-    The input is not modified; the copy shares nested values (evidence, probes) with it.
-    """
-    name: Any = target.get("name")  # untyped JSON, looked up as is
-    findings = []
-    for finding in target.get("findings") or []:
-        copy = dict(finding)
-        copy["baseline"] = baseline.label(name, finding.get("check"), finding.get("status"))
-        findings.append(copy)
-    result = dict(target)
-    result["findings"] = findings
-    return result
+    def annotate(self, target: TargetReport) -> TargetReport:
+        """``target`` with each finding labelled (see the module doc)."""
+        return target.with_findings(
+            replace(finding, baseline=self.label(target.name, finding.check, finding.status))
+            for finding in target.findings
+        )
 
 
 # --------------------------------------------------------------------------- exit code
 
 
-def gating_status(finding: Mapping[str, Any], fail_on_new: bool = False) -> str | None:
+def gating_status(finding: Finding, fail_on_new: bool = False) -> Status | None:
     """The status this finding contributes to the exit code, or None if it must not count.
 
-    * a waived finding (``"waived": true``, i.e. a waiver that has not expired) never
-      counts, whatever its status;
-    * with ``--fail-on-new``, a ``fail`` or ``warn`` counts only when its ``baseline`` is
-      ``"new"`` (a finding without a ``baseline`` key was not compared, and counts);
+    * a waived finding (a waiver that has not expired) never counts, whatever its status;
+    * with ``--fail-on-new``, a ``fail`` or ``warn`` counts only when its baseline label
+      is ``new`` (a finding that was not compared counts);
     * an ``error`` (could not decide) always counts unless waived, also with
       ``--fail-on-new``: an outage that was there last week is still not a pass, and
       must keep giving exit code 3.
-
-    Feed the non-None results to ``scanner.exit_codes.exit_code``.
     """
-    if finding.get("waived"):
+    if finding.waived:
         return None
-    status = finding.get("status")
-    if fail_on_new and status in ("fail", "warn") and finding.get("baseline", "new") != "new":
+    if (
+        fail_on_new
+        and finding.status in (Status.FAIL, Status.WARN)
+        and finding.baseline not in (None, BaselineLabel.NEW)
+    ):
         return None
-    return status
+    return finding.status
 
 
-def gating_target_status(target: Mapping[str, Any], fail_on_new: bool = False) -> str | None:
-    """The target status to feed to ``exit_code``: None for an unscanned (``error``)
-    target when every one of its findings is waived, its own status otherwise."""
-    status = target.get("status")
-    findings = target.get("findings") or []
-    if status == "error" and findings and all(f.get("waived") for f in findings):
+def gating_target_status(status: Status, findings: Iterable[Finding]) -> Status | None:
+    """The target status to count: None for an unscanned (``error``) target when every
+    one of its findings is waived, its own status otherwise."""
+    findings = list(findings)
+    if status is Status.ERROR and findings and all(f.waived for f in findings):
         return None
     return status
 
@@ -201,16 +194,16 @@ class DiffEntry:
 
     target: str
     check: str | None
-    old_status: str | None
-    new_status: str | None
+    old_status: Status | None
+    new_status: Status | None
     summary: str
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
             "check": self.check,
-            "old_status": self.old_status,
-            "new_status": self.new_status,
+            "old_status": self.old_status.value if self.old_status else None,
+            "new_status": self.new_status.value if self.new_status else None,
             "summary": self.summary,
         }
 
@@ -235,8 +228,8 @@ class ReportDiff:
         for word, entries in (("WORSE", self.worse), ("BETTER", self.better)):
             for entry in entries:
                 where = printable(entry.target) + (f" {printable(entry.check)}" if entry.check else "")
-                old = entry.old_status or "absent"
-                new = entry.new_status or "gone"
+                old = entry.old_status.value if entry.old_status else "absent"
+                new = entry.new_status.value if entry.new_status else "gone"
                 lines.append(f"{word} {where}: {old} -> {new}: {printable(entry.summary)}")
         lines += [f"ADDED target {printable(name)}" for name in self.added_targets]
         lines += [f"REMOVED target {printable(name)}" for name in self.removed_targets]
@@ -263,8 +256,8 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def diff_reports(old: Mapping[str, Any], new: Mapping[str, Any]) -> ReportDiff:
-    """Compare two report documents (as from ``load_report``), targets matched by name.
+def diff_reports(old: ReportDocument, new: ReportDocument) -> ReportDiff:
+    """Compare two reports, targets matched by name.
 
     * same target, same check: worse/better by ``STATUS_ORDER``;
     * a check (or a whole target) only in NEW: *worse* if it is failing, else ignored;
@@ -286,7 +279,7 @@ def diff_reports(old: Mapping[str, Any], new: Mapping[str, Any]) -> ReportDiff:
         for check, entry in checks.items():
             before = old_checks.get(check)
             if before is None:
-                if entry.status in FAILING:
+                if entry.status.failing:
                     diff.worse.append(DiffEntry(name, check, None, entry.status, entry.summary))
                 continue
             if _rank(entry.status) > _rank(before.status):
@@ -294,7 +287,7 @@ def diff_reports(old: Mapping[str, Any], new: Mapping[str, Any]) -> ReportDiff:
             elif _rank(entry.status) < _rank(before.status):
                 diff.better.append(DiffEntry(name, check, before.status, entry.status, entry.summary))
         for check, before in old_checks.items():
-            if check not in checks and before.status in FAILING:
+            if check not in checks and before.status.failing:
                 diff.better.append(
                     DiffEntry(name, check, before.status, None, f"no longer reported (was: {before.summary})")
                 )
@@ -303,7 +296,7 @@ def diff_reports(old: Mapping[str, Any], new: Mapping[str, Any]) -> ReportDiff:
             continue
         diff.removed_targets.append(name)
         for check, before in old_checks.items():
-            if before.status in FAILING:
+            if before.status.failing:
                 diff.better.append(
                     DiffEntry(name, check, before.status, None, f"target no longer scanned (was: {before.summary})")
                 )

@@ -5,11 +5,11 @@ result on its way to the reports, so every report shows the same triage."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
 
-from mtls_audit.scanner.triage.baseline import Baseline, annotate
+from mtls_audit.scanner.model.report import ScanInfo, TargetReport
+from mtls_audit.scanner.triage.baseline import Baseline
 from mtls_audit.scanner.triage.waivers import Waivers
 
 
@@ -19,18 +19,17 @@ class Triage:
     baseline: Baseline | None = None
     waivers: Waivers | None = None
 
-    def apply(self, target: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, target: TargetReport) -> TargetReport:
         if self.baseline is not None:
-            target = annotate(target, self.baseline)
+            target = self.baseline.annotate(target)
         if self.waivers is not None:
             target = self.waivers.apply(target, self.today)
         return target
 
-    def scan_metadata(self, seen_targets: Iterable[str]) -> dict[str, Any]:
-        """The report's ``scan.baseline`` and ``scan.waivers``, once every target is in."""
-        extra: dict[str, Any] = {}
-        if self.baseline is not None:
-            extra["baseline"] = self.baseline.report(seen_targets)
-        if self.waivers is not None:
-            extra["waivers"] = self.waivers.report(self.today)
-        return extra
+    def complete(self, scan: ScanInfo, seen_targets: Iterable[str]) -> ScanInfo:
+        """The scan with its ``baseline`` and ``waivers`` reports, once every target is in."""
+        return replace(
+            scan,
+            baseline=self.baseline.report(seen_targets) if self.baseline is not None else None,
+            waivers=self.waivers.report(self.today) if self.waivers is not None else None,
+        )

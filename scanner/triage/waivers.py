@@ -13,44 +13,52 @@ All five keys are required and no other key is allowed. Every problem is a
 :class:`WaiverError` with a one-line message naming the file, the entry (``waiver #n``,
 counting from 1) and the field, in the style of the inventory errors.
 
-``Waivers.apply(target, today)`` marks the findings a waiver covers. Only failing
-findings (``fail``, ``warn``, ``error``) are waived; the original status is kept and the
+``load_waivers(path, known_checks)`` reads the file into ``Waivers``, a sequence of
+``Waiver`` values.
+
+``Waivers.apply(target, today)`` takes a ``TargetReport`` and returns it with the
+findings a waiver covers marked: ``Finding.waived`` is True and ``Finding.waiver`` is
+the ``WaiverNote`` of the waiver (``Waiver.note()``). Only failing findings
+(``Status.failing``: fail, warn, error) are waived; the original status is kept and the
 reports show "waived" alongside it. When several waivers match one finding, the first
 one in file order that has not expired wins; if all matching waivers have expired, the
-first of them is attached with ``"expired": true`` and the finding is *not* waived.
+first of them is attached as a note with ``expired=True`` and the finding is *not*
+waived. Every other finding comes back with ``waived=False`` and no note.
 
-``Waivers.report(today)`` is the ``scan.waivers`` object of the JSON report:
-``expired`` lists every waiver past its date (renew or remove it), ``unused`` every
-waiver still in force that matched no failing finding (the risk is gone, or the pattern
-is wrong). An expired waiver is listed only under ``expired``.
+``Waivers.report(today)`` is the ``WaiverReport`` of ``ScanInfo.waivers``: ``expired``
+notes every waiver past its date (renew or remove it), ``unused`` every waiver still in
+force that matched no failing finding so far (the risk is gone, or the pattern is
+wrong). An expired waiver is listed only under ``expired``.
 
 Whether a waived finding counts toward the exit code: see
-``scanner.baseline.gating_status`` (it does not, until the waiver expires).
+``scanner.triage.baseline.gating_status`` (it does not, until the waiver expires).
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mtls_audit.scanner.model.errors import UserError
+from mtls_audit.scanner.model.finding import WaiverNote
+from mtls_audit.scanner.model.report import TargetReport, WaiverReport
 from mtls_audit.scanner.model.text import describe as _describe
 from mtls_audit.scanner.model.text import show as _show
 from mtls_audit.scanner.model.text import type_name as _type_name
 from mtls_audit.scanner.strict_yaml import StrictSafeLoaderWithoutDates
 
-FAILING = frozenset({"fail", "warn", "error"})
 WAIVER_KEYS = ("target", "check", "reason", "owner", "expires")
 TOP_LEVEL_KEYS = ("waivers",)
 
 
-class WaiverError(Exception):
+class WaiverError(UserError):
     """A problem in the waivers file, as one line: file, entry, field, reason."""
 
     def __init__(
@@ -61,10 +69,9 @@ class WaiverError(Exception):
         entry: int | None = None,
         field: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, file=source, field=field)
         self.source = source
         self.entry = entry  # 1-based position in the list
-        self.field = field
 
 
 @dataclass(frozen=True)
@@ -83,17 +90,8 @@ class Waiver:
         """Valid through the ``expires`` day; expired from the day after."""
         return today > self.expires
 
-    def to_dict(self, *, expired: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = {
-            "target": self.target,
-            "check": self.check,
-            "reason": self.reason,
-            "owner": self.owner,
-            "expires": self.expires.isoformat(),
-        }
-        if expired:
-            result["expired"] = True
-        return result
+    def note(self, *, expired: bool = False) -> WaiverNote:
+        return WaiverNote(self.target, self.check, self.reason, self.owner, self.expires, expired)
 
 
 class Waivers:
@@ -107,7 +105,7 @@ class Waivers:
     def __len__(self) -> int:
         return len(self.waivers)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Waiver]:
         return iter(self.waivers)
 
     def match(self, target_name: str, check: str, today: date) -> Waiver | None:
@@ -118,38 +116,26 @@ class Waivers:
                 return waiver
         return matching[0] if matching else None
 
-    def apply(self, target: Mapping[str, Any], today: date) -> dict[str, Any]:
-        """A copy of ``target`` whose findings carry ``waived`` and ``waiver``.
-
-        The input is not modified; nested values (evidence, probes) are shared.
-        """
-        name = str(target.get("name", ""))
+    def apply(self, target: TargetReport, today: date) -> TargetReport:
+        """``target`` with each failing finding a waiver covers marked ``waived``."""
         findings = []
-        for finding in target.get("findings") or []:
-            copy = dict(finding)
-            waiver = None
-            if finding.get("status") in FAILING:
-                waiver = self.match(name, str(finding.get("check", "")), today)
+        for finding in target.findings:
+            waiver = self.match(target.name, finding.check, today) if finding.status.failing else None
             if waiver is None:
-                copy["waived"] = False
-                copy["waiver"] = None
-            else:
-                self._used.add(waiver.position)
-                expired = waiver.expired(today)
-                copy["waived"] = not expired
-                copy["waiver"] = waiver.to_dict(expired=expired)
-            findings.append(copy)
-        result = dict(target)
-        result["findings"] = findings
-        return result
+                findings.append(replace(finding, waived=False, waiver=None))
+                continue
+            self._used.add(waiver.position)
+            expired = waiver.expired(today)
+            findings.append(replace(finding, waived=not expired, waiver=waiver.note(expired=expired)))
+        return target.with_findings(findings)
 
-    def report(self, today: date) -> dict[str, Any]:
-        """``{"file", "expired", "unused"}`` for the scan metadata, after all targets."""
-        return {
-            "file": self.file,
-            "expired": [w.to_dict(expired=True) for w in self.waivers if w.expired(today)],
-            "unused": [w.to_dict() for w in self.waivers if not w.expired(today) and w.position not in self._used],
-        }
+    def report(self, today: date) -> WaiverReport:
+        """The scan's ``waivers``: every waiver past its date, every one that matched nothing."""
+        return WaiverReport(
+            file=self.file,
+            expired=tuple(w.note(expired=True) for w in self.waivers if w.expired(today)),
+            unused=tuple(w.note() for w in self.waivers if not w.expired(today) and w.position not in self._used),
+        )
 
 
 # --------------------------------------------------------------------------- loading

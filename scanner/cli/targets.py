@@ -1,0 +1,36 @@
+"""What to scan: an inventory file, or one HOST:PORT given with --ca/--cert/--key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mtls_audit.scanner.inventory import load_inventory, target_from_command_line
+from mtls_audit.scanner.model.errors import UserError
+from mtls_audit.scanner.model.target import Target
+
+_ADHOC_FLAGS = ("ca", "cert", "key", "server_name", "key_password_env")
+
+
+def targets_from(source: str, options: dict[str, Any], known_checks: list[str]) -> tuple[list[Target], str | None]:
+    """The targets, and the inventory file they came from (None for HOST:PORT)."""
+    path = Path(source)
+    adhoc = [flag for flag in _ADHOC_FLAGS if options.get(flag)]
+    if path.is_file():
+        if adhoc:
+            names = ", ".join("--" + flag.replace("_", "-") for flag in adhoc)
+            raise UserError(f"{names} apply to a HOST:PORT target, not to an inventory file ({source})")
+        return list(load_inventory(path, known_checks=known_checks)), str(path)
+    if options.get("ca") is None:
+        if source.endswith((".yaml", ".yml", ".json")) or "/" in source:
+            raise UserError(f"{source}: inventory file not found", file=source)
+        raise UserError(f"{source}: not an inventory file; a HOST:PORT target needs --ca (and usually --cert/--key)")
+    target = target_from_command_line(
+        source,
+        ca=options["ca"],
+        cert=options.get("cert"),
+        key=options.get("key"),
+        server_name=options.get("server_name"),
+        password_env=options.get("key_password_env"),
+    )
+    return [target], None
