@@ -15,14 +15,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-import mtls_audit.scanner.inventory.loader as inventory_module
+import mtls_audit.scanner.inventory.credential_cache as credential_cache
 from mtls_audit.scanner.credentials.files import (
     CredentialError,
     load_certificates,
     load_client_credential,
     load_private_key,
 )
-from mtls_audit.scanner.inventory.loader import (
+from mtls_audit.scanner.inventory import (
     InventoryError,
     load_inventory,
     parse_address,
@@ -297,21 +297,21 @@ def test_encrypted_key_takes_its_password_from_the_environment(workdir: Path, pk
 
 def test_each_file_is_loaded_once(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Path] = []
-    real = inventory_module.load_certificates
+    real = credential_cache.load_certificates
 
     def counting(path, **kwargs):
         calls.append(Path(path))
         return real(path, **kwargs)
 
     key_calls: list[Path] = []
-    real_key = inventory_module.load_private_key
+    real_key = credential_cache.load_private_key
 
     def counting_key(path, password, **kwargs):
         key_calls.append(Path(path))
         return real_key(path, password, **kwargs)
 
-    monkeypatch.setattr(inventory_module, "load_certificates", counting)
-    monkeypatch.setattr(inventory_module, "load_private_key", counting_key)
+    monkeypatch.setattr(credential_cache, "load_certificates", counting)
+    monkeypatch.setattr(credential_cache, "load_private_key", counting_key)
     document = base_document()
     document["targets"] = [{"address": f"10.0.{i // 250}.{i % 250}:443"} for i in range(1000)]
     # The same CA reached through a different spelling of the path is still one file.

@@ -1,0 +1,86 @@
+"""One target from the command line: ``mtls-audit scan HOST:PORT --ca ... --cert ... --key ...``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from mtls_audit.scanner.credentials.files import (
+    CredentialError,
+    load_certificates,
+    load_private_key,
+    make_client_credential,
+)
+from mtls_audit.scanner.inventory.addresses import check_server_name, parse_address
+from mtls_audit.scanner.inventory.errors import InventoryError
+from mtls_audit.scanner.inventory.fields import password_from_env, password_hint
+from mtls_audit.scanner.model.target import ClientIdentity, Target
+
+
+def target_from_command_line(
+    address: str,
+    *,
+    ca: Path,
+    cert: Path | None,
+    key: Path | None,
+    server_name: str | None,
+    password_env: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Target:
+    """One target from ``mtls-audit scan HOST:PORT --ca ... --cert ... --key ...``.
+
+    Paths are relative to the working directory; errors name the flag at fault.
+    """
+
+    def fail(flag: str, reason: str) -> InventoryError:
+        return InventoryError(f"{flag}: {reason}", field=flag)
+
+    try:
+        host, port = parse_address(address)
+    except ValueError as error:
+        raise fail("HOST:PORT", str(error)) from None
+    if server_name is not None:
+        try:
+            server_name = check_server_name(server_name)
+        except ValueError as error:
+            raise fail("--server-name", str(error)) from None
+    try:
+        trust_anchors = load_certificates(Path(ca))
+    except CredentialError as error:
+        raise fail("--ca", str(error)) from None
+
+    identity = None
+    if (cert is None) != (key is None):
+        given, missing = ("--cert", "--key") if key is None else ("--key", "--cert")
+        raise fail(missing, f"missing: {given} needs {missing} too")
+    if password_env is not None and cert is None:
+        raise fail("--password-env", "only makes sense with --cert and --key")
+    if cert is not None and key is not None:
+        password = None
+        if password_env is not None:
+            try:
+                password = password_from_env(password_env, environ)
+            except ValueError as error:
+                raise fail("--password-env", str(error)) from None
+        try:
+            certificates = load_certificates(Path(cert))
+        except CredentialError as error:
+            raise fail("--cert", str(error)) from None
+        try:
+            private_key = load_private_key(Path(key), password)
+            credential = make_client_credential(certificates, private_key, cert_display=str(cert), key_display=str(key))
+        except CredentialError as error:
+            raise fail("--key", password_hint(str(error), "--password-env")) from None
+        identity = ClientIdentity(credential=credential, cert_path=Path(cert).absolute(), key_path=Path(key).absolute())
+
+    return Target(
+        name=address,
+        host=host,
+        port=port,
+        server_name=server_name if server_name is not None else host,
+        index=0,
+        trust_anchors=trust_anchors,
+        trust_path=Path(ca).absolute(),
+        identity=identity,
+    )

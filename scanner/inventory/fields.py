@@ -1,0 +1,98 @@
+"""Parsers for the settings a target takes from itself or from ``defaults``.
+
+Each takes the value as YAML/JSON gave it and returns it typed, or raises
+:class:`FieldError` naming the field; none touches the file system.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any, TypeVar
+
+from mtls_audit.scanner.inventory.errors import FieldError
+from mtls_audit.scanner.model.observations import TLSVersion
+from mtls_audit.scanner.model.text import describe, show
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONVENTIONAL_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+
+_Choice = TypeVar("_Choice", bound=Enum)
+
+
+def expiry_warning_days(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError("expiry_warning_days", f"must be a whole number of days, got {describe(value)}")
+    if value < 0:
+        raise FieldError("expiry_warning_days", f"must be 0 or more, got {value}")
+    return value
+
+
+def min_tls_version(value: Any) -> TLSVersion:
+    # YAML reads an unquoted 1.2 as a float; accept it.
+    if isinstance(value, float) and not isinstance(value, bool):
+        value = f"{value:.1f}"
+    if not isinstance(value, str):
+        raise FieldError("min_tls_version", f"must be one of 1.0, 1.1, 1.2, 1.3, got {describe(value)}")
+    try:
+        return TLSVersion.parse(value)
+    except ValueError:
+        raise FieldError(
+            "min_tls_version", f"unknown TLS version {show(value)} (expected one of 1.0, 1.1, 1.2, 1.3)"
+        ) from None
+
+
+def choice(value: Any, field: str, enum_type: type[_Choice]) -> _Choice:
+    """One of a string enum's values, case and surrounding blanks ignored."""
+    if isinstance(value, str):
+        for member in enum_type:
+            if member.value == value.strip().lower():
+                return member
+    allowed = [member.value for member in enum_type]
+    raise FieldError(field, f"must be one of {', '.join(allowed)}, got {describe(value)}")
+
+
+def http_path(value: Any) -> str:
+    if not isinstance(value, str):
+        raise FieldError("http_path", f"must be a string starting with '/', got {describe(value)}")
+    if not value.startswith("/"):
+        raise FieldError("http_path", f"must start with '/', got {show(value)}")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise FieldError("http_path", "must not contain spaces or control characters")
+    return value
+
+
+def tags(value: Any) -> tuple[str, ...]:
+    return tuple(string_list(value, "tags", "tags"))
+
+
+def string_list(value: Any, field: str, what: str) -> list[str]:
+    if not isinstance(value, list):
+        raise FieldError(field, f"must be a list of {what}, got {describe(value)}")
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise FieldError(field, f"must be a list of non-empty strings, found {describe(item)}")
+    return list(value)
+
+
+def password_from_env(name: Any, environ: Mapping[str, str]) -> bytes:
+    """The key password from the environment variable ``name``; ValueError if ``name``
+    is not a variable name or the variable is not set."""
+    if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+        # Don't echo the value: people sometimes put the password itself here.
+        raise ValueError(
+            "must be the name of an environment variable (letters, digits and '_'), not the password itself"
+        )
+    if name not in environ:
+        if _CONVENTIONAL_ENV_NAME.fullmatch(name):
+            raise ValueError(f"environment variable {name} is not set")
+        raise ValueError(
+            "the environment variable it names is not set (password_env holds the variable's name, not the password)"
+        )
+    return environ[name].encode("utf-8")
+
+
+def password_hint(message: str, setting: str) -> str:
+    """Credential errors talk about password_env; on the command line it's a flag."""
+    return message.replace("set password_env", f"set {setting}")
