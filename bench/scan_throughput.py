@@ -55,7 +55,7 @@ def main() -> None:
 
     from mtls_audit.checks.registry import load_checks
     from mtls_audit.scanner.engine.engine import ScanOptions, scan
-    from mtls_audit.scanner.inventory.loader import target_from_command_line
+    from mtls_audit.scanner.inventory import target_from_command_line
     from mtls_audit.scanner.probe.prober import Timeouts
 
     directory = Path(tempfile.mkdtemp(prefix="mtls-audit-bench-"))
