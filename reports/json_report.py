@@ -14,7 +14,6 @@ import functools
 import json
 from importlib import resources
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 from jsonschema import Draft202012Validator
@@ -95,22 +94,6 @@ class JsonReportWriter:
             self._atomic.abort()
         self._file = None
         self._done = True
-
-    def __enter__(self) -> JsonReportWriter:
-        if self._file is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # finish() must be called explicitly (it needs scan and summary); anything
-        # else, an exception included, discards the partial file.
-        if self._file is not None:
-            self.abort()
 
     def _require_open(self) -> IO[str]:
         if self._file is None:

@@ -84,11 +84,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from mtls_audit.reports.atomic import AtomicFile
-from mtls_audit.reports.spill import SpillFile
+from mtls_audit.reports.spill import SpillingWriter
 from mtls_audit.scanner.model.finding import BaselineLabel, Finding, ReproCommand, WaiverNote
 from mtls_audit.scanner.model.report import ScanInfo, Summary, TargetReport
 from mtls_audit.scanner.model.status import Status
@@ -131,8 +130,8 @@ def waiver_message(waiver: WaiverNote) -> str:
     return f"waived: {waiver.reason} (owner {waiver.owner}, until {waiver.expires.isoformat()})"
 
 
-class JunitReportWriter:
-    """Streams targets into a JUnit XML file at ``path``: ``start()``, ``add(target)``,
+class JunitReportWriter(SpillingWriter):
+    """Streams targets into a JUnit XML file at ``path``: ``start(scan)``, ``add(target)``,
     ``finish(scan, summary)``.
 
     ``fail_on`` mirrors ``--fail-on``: with ``"fail"`` (the default) a ``warn`` finding
@@ -146,32 +145,25 @@ class JunitReportWriter:
     def __init__(self, path: Path | str, *, fail_on: str = "fail") -> None:
         if fail_on not in FAIL_ON_LEVELS:
             raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON_LEVELS)}, not {fail_on!r}")
-        self.path = Path(path)
+        super().__init__(path)
         self.fail_on = fail_on
         self.suites = 0
-        self._spill: SpillFile | None = None
-        self._started = False
-        self._done = False
+        self._timestamp = ""
 
-    # -- lifecycle ---------------------------------------------------------------
-
-    def start(self, scan: ScanInfo | None = None) -> None:
-        if self._started or self._done:
-            raise RuntimeError("JunitReportWriter.start() called twice")
-        self._started = True
-        self._spill = SpillFile(self.path)
+    def start(self, scan: ScanInfo) -> None:
+        self._open_spill()
+        self._timestamp = timestamp(scan)
 
     def add(self, target: TargetReport) -> None:
         """Turn one target into a test suite and park it on disk; call order is file order."""
-        spill = self._require_open()
-        suite = suite_element(target, self.fail_on, suite_id=self.suites)
+        spill = self._parked()
+        suite = suite_element(target, self.fail_on, suite_id=self.suites, timestamp=self._timestamp)
         spill.append(_serialize_suite(suite))
         self.suites += 1
 
     def finish(self, scan: ScanInfo, summary: Summary | None = None) -> Path:
         """Write the root and every suite, then publish the file under ``path`` (atomically)."""
-        spill = self._require_open()
-        stamp = _timestamp(scan)
+        spill = self._parked()
         target = AtomicFile(self.path)
         try:
             file = target.file
@@ -179,7 +171,7 @@ class JunitReportWriter:
             if spill.records:
                 file.write("<testsuites>")
                 for suite in spill:
-                    file.write("\n" + _INDENT + suite.replace(_TIMESTAMP_PLACEHOLDER, stamp, 1))
+                    file.write("\n" + _INDENT + suite)
                 file.write("\n</testsuites>\n")
             else:
                 file.write("<testsuites />\n")
@@ -191,49 +183,14 @@ class JunitReportWriter:
             self._close()
         return self.path
 
-    def abort(self) -> None:
-        """Drop what was collected; nothing is written under ``path`` before ``finish()``."""
-        self._close()
-
-    def _close(self) -> None:
-        if self._spill is not None:
-            self._spill.discard()
-            self._spill = None
-        self._done = True
-
-    def __enter__(self) -> JunitReportWriter:
-        if not self._started:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self._done:
-            self.abort()
-
-    def _require_open(self) -> SpillFile:
-        if not self._started or self._done or self._spill is None:
-            state = "finished or aborted" if self._done else "not started"
-            raise RuntimeError(f"JunitReportWriter is {state}")
-        return self._spill
-
 
 # -- the file around the suites --------------------------------------------------------
 
-# The scan start is known only in finish() (a re-rendered report passes it to both),
-# so a suite is spilled with this placeholder where its timestamp goes. It cannot
-# occur in real attribute text: a raw NUL never survives xml_safe.
-_TIMESTAMP_PLACEHOLDER = 'timestamp="\x00"'
 
-
-def _timestamp(scan: ScanInfo) -> str:
+def timestamp(scan: ScanInfo) -> str:
     """The scan start in UTC as the Ant schema's pattern wants it: no zone, no fraction."""
     started = scan.started if scan.started.tzinfo is None else scan.started.astimezone(UTC)
-    return f'timestamp="{started.strftime("%Y-%m-%dT%H:%M:%S")}"'
+    return started.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _serialize_suite(suite: ET.Element) -> str:
@@ -245,9 +202,8 @@ def _serialize_suite(suite: ET.Element) -> str:
 # -- building ------------------------------------------------------------------------
 
 
-def suite_element(target: TargetReport, fail_on: str, *, suite_id: int = 0) -> ET.Element:
-    """One target's ``<testsuite>``, with its statistics. Its ``timestamp`` is a
-    placeholder the writer fills in: the scan start is only final in ``finish()``."""
+def suite_element(target: TargetReport, fail_on: str, *, suite_id: int, timestamp: str) -> ET.Element:
+    """One target's ``<testsuite>``, with its statistics; ``timestamp`` is the scan start."""
     name = xml_safe(target.name)
     suite = ET.Element("testsuite", {"name": name})
     properties = ET.SubElement(suite, "properties")
@@ -282,7 +238,7 @@ def suite_element(target: TargetReport, fail_on: str, *, suite_id: int = 0) -> E
     suite.set("errors", str(count("error")))
     suite.set("skipped", str(count("skipped")))
     suite.set("time", _suite_time(target))
-    suite.set("timestamp", "\x00")  # the placeholder finish() replaces
+    suite.set("timestamp", timestamp)
     suite.set("hostname", HOSTNAME)
     suite.set("id", str(suite_id))
     suite.set("package", PACKAGE)

@@ -49,3 +49,35 @@ class SpillFile:
         if not self._file.closed:
             self._file.close()
         self.path.unlink(missing_ok=True)
+
+
+class SpillingWriter:
+    """The lifecycle shared by the writers that park targets in a ``SpillFile``:
+    ``start`` opens it, ``add`` and ``finish`` need it open, ``finish`` and ``abort``
+    delete it, and nothing is ever written under ``path`` before ``finish``."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._spill: SpillFile | None = None
+        self._done = False
+
+    def _open_spill(self) -> None:
+        if self._spill is not None or self._done:
+            raise RuntimeError(f"{type(self).__name__}.start() called twice")
+        self._spill = SpillFile(self.path)
+
+    def _parked(self) -> SpillFile:
+        if self._spill is None:
+            state = "finished or aborted" if self._done else "not started"
+            raise RuntimeError(f"{type(self).__name__} is {state}")
+        return self._spill
+
+    def abort(self) -> None:
+        """Drop the parked targets."""
+        self._close()
+
+    def _close(self) -> None:
+        if self._spill is not None:
+            self._spill.discard()
+            self._spill = None
+        self._done = True

@@ -101,7 +101,7 @@ def test_streamed_output_is_the_same_as_the_whole_tree_at_once(tmp_path):
 
     root = ET.Element("testsuites")
     for number, target in enumerate(targets):
-        suite = suite_element(target, "warn", suite_id=number)
+        suite = suite_element(target, "warn", suite_id=number, timestamp="2026-11-26T10:00:00")
         suite.set("timestamp", "2026-11-26T10:00:00")
         root.append(suite)
     ET.indent(root, space="  ")

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mtls_audit.reports.html.escaping import line
-from mtls_audit.scanner.model.finding import Finding, WaiverNote
+from mtls_audit.scanner.model.finding import BaselineLabel, Finding, WaiverNote
 from mtls_audit.scanner.model.observations import Alert, ProbeObservation
 from mtls_audit.scanner.model.report import (
     TOOL,
@@ -31,14 +31,13 @@ from mtls_audit.scanner.model.report import (
     TargetReport,
     WaiverReport,
 )
-from mtls_audit.scanner.model.status import Status
+from mtls_audit.scanner.model.status import DISPLAY_ORDER as STATUS_DISPLAY_ORDER
 
 # Statuses the scanner emits, in the order counts are shown.
-STATUS_ORDER = ("fail", "error", "warn", "pass", "skip")
+STATUS_ORDER = tuple(status.value for status in STATUS_DISPLAY_ORDER)
 # What the page shows: a waived finding is "waived" everywhere, whatever its status.
-DISPLAY_ORDER = ("fail", "error", "warn", "waived", "pass", "skip")
+DISPLAY_ORDER = (*STATUS_ORDER[:3], "waived", *STATUS_ORDER[3:])
 _RANK = {status: rank for rank, status in enumerate(DISPLAY_ORDER)}
-_ATTENTION = frozenset({Status.FAIL, Status.ERROR, Status.WARN})
 _FLAG_LABELS = {
     "attention": "needs attention (fail, error, warn)",
     "waived": "has waived findings",
@@ -80,9 +79,9 @@ class PageTally:
         for finding in target.findings:
             display = display_status(finding)
             self.findings_by_status[display] = self.findings_by_status.get(display, 0) + 1
-            if finding.baseline is not None and finding.baseline.value == "new":
+            if finding.baseline is BaselineLabel.NEW:
                 self.new_count += 1
-            elif finding.baseline is not None and finding.baseline.value == "resolved":
+            elif finding.baseline is BaselineLabel.RESOLVED:
                 self.resolved_count += 1
             if finding.check not in self.slugs:
                 self._add_check(finding.check)
@@ -109,11 +108,11 @@ class PageTally:
 
 def target_flags(target: TargetReport) -> list[str]:
     flags = []
-    if target.status in _ATTENTION:
+    if target.status.failing:
         flags.append("attention")
     if any(f.waived for f in target.findings):
         flags.append("waived")
-    if any(f.baseline is not None and f.baseline.value == "new" for f in target.findings):
+    if any(f.baseline is BaselineLabel.NEW for f in target.findings):
         flags.append("new")
     return flags
 

@@ -26,7 +26,7 @@ from mtls_audit.reports.atomic import AtomicFile
 from mtls_audit.reports.html.render import render_chunks
 from mtls_audit.reports.html.script import FILTER_SCRIPT, content_security_policy, script_hash
 from mtls_audit.reports.html.view import PageTally, page_view
-from mtls_audit.reports.spill import SpillFile
+from mtls_audit.reports.spill import SpillingWriter
 from mtls_audit.scanner.model.report import SCHEMA_VERSION, ReportDocument, ScanInfo, Summary, TargetReport
 
 __all__ = [
@@ -57,31 +57,27 @@ def write_html(document: ReportDocument, path: Path) -> Path:
         raise
 
 
-class HtmlReportWriter:
+class HtmlReportWriter(SpillingWriter):
     """Streams targets into an HTML page at ``path``: ``start(scan)``, ``add(target)``
     per target, ``finish(scan, summary)``; ``abort()`` leaves nothing behind."""
 
     def __init__(self, path: Path | str, *, schema_version: str = SCHEMA_VERSION) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.schema_version = schema_version
         self.tally = PageTally()
-        self._spill: SpillFile | None = None
-        self._done = False
 
-    def start(self, scan: ScanInfo | None = None) -> None:
-        if self._spill is not None or self._done:
-            raise RuntimeError("HtmlReportWriter.start() called twice")
-        self._spill = SpillFile(self.path)
+    def start(self, scan: ScanInfo) -> None:
+        self._open_spill()
 
     def add(self, target: TargetReport) -> None:
         """Count the target and park it on disk until ``finish()``."""
-        spill = self._require_open()
+        spill = self._parked()
         self.tally.add(target)
         spill.append(target.to_dict())
 
     def finish(self, scan: ScanInfo, summary: Summary | None = None) -> Path:
         """Render the page into a temporary file and publish it under ``path``."""
-        spill = self._require_open()
+        spill = self._parked()
 
         def targets() -> Iterable[TargetReport]:
             return (TargetReport.from_dict(record) for record in spill)
@@ -96,22 +92,6 @@ class HtmlReportWriter:
         finally:
             self._close()
         return self.path
-
-    def abort(self) -> None:
-        """Drop the parked targets; nothing is written under ``path`` before ``finish()``."""
-        self._close()
-
-    def _close(self) -> None:
-        if self._spill is not None:
-            self._spill.discard()
-            self._spill = None
-        self._done = True
-
-    def _require_open(self) -> SpillFile:
-        if self._spill is None:
-            state = "finished or aborted" if self._done else "not started"
-            raise RuntimeError(f"HtmlReportWriter is {state}")
-        return self._spill
 
 
 def _tally(targets: Iterable[TargetReport]) -> PageTally:

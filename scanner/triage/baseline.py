@@ -25,7 +25,7 @@ missing target. Findings are matched by (target name, check id).
 file and the baseline's targets this scan did not report.
 
 ``diff_reports(old, new)`` compares two ``ReportDocument``s for ``mtls-audit diff OLD
-NEW``. Statuses are ordered pass = skip < warn < error < fail (``STATUS_ORDER``); a
+NEW``. Statuses are ordered pass = skip < warn < error < fail (``Status.rank``); a
 move up that order is *worse*, a move down is *better*, and pass ↔ skip is no change.
 
 ``gating_status(finding, fail_on_new)`` says which ``Status`` a finding contributes to
@@ -47,16 +47,16 @@ from mtls_audit.scanner.model.status import Status
 from mtls_audit.scanner.model.text import printable
 from mtls_audit.scanner.model.text import show as _show
 
-# diff's order of badness: pass and skip are the same (nothing to act on).
-STATUS_ORDER = {Status.PASS: 0, Status.SKIP: 0, Status.WARN: 1, Status.ERROR: 2, Status.FAIL: 3}
-
 
 class BaselineError(UserError):
     """A baseline report that cannot be used, as one line naming the file."""
 
 
 def _rank(status: Status | None) -> int:
-    return STATUS_ORDER[status] if status is not None else 0
+    """Badness for comparing two scans: skip counts as pass (nothing to act on either way)."""
+    if status is None or status is Status.SKIP:
+        return Status.PASS.rank
+    return status.rank
 
 
 @dataclass(frozen=True)
@@ -259,7 +259,7 @@ def _plural(count: int, noun: str) -> str:
 def diff_reports(old: ReportDocument, new: ReportDocument) -> ReportDiff:
     """Compare two reports, targets matched by name.
 
-    * same target, same check: worse/better by ``STATUS_ORDER``;
+    * same target, same check: worse/better by ``Status.rank`` (skip counts as pass);
     * a check (or a whole target) only in NEW: *worse* if it is failing, else ignored;
     * a check (or a whole target) only in OLD: *better* if it was failing (``new_status``
       None: resolved or gone), else ignored;
