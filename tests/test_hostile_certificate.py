@@ -1,25 +1,34 @@
 """A real server presenting an attacker-written certificate, scanned through the
 command line with every output on: the strings must stay inert text in the
-browser, the console, JUnit and the NDJSON feed, and nothing may crash."""
+console, JSON, JUnit, the NDJSON feed and the HTML source (no browser needed), and
+in a real browser, and nothing may crash."""
 
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ElementTree
-from pathlib import Path
 
+import pytest
 from hostile_certificate import ANSI, HOSTILE_SANS, SCRIPT
 from test_cli import run_cli, write_inventory
 from test_junit_schemas import assert_valid
 
 
-def test_hostile_certificate_is_harmless_in_every_output(tmp_path: Path, lab_process, open_page):
-    inventory = write_inventory(tmp_path / "inventory.yaml", lab_process, ["hostile"])
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory, lab_process):
+    """The hostile lab endpoint scanned once, every output on: (directory, CLI result)."""
+    directory = tmp_path_factory.mktemp("hostile")
+    inventory = write_inventory(directory / "inventory.yaml", lab_process, ["hostile"])
     result = run_cli(
         "scan", str(inventory),
-        "--json", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html"),
-        "--junit", str(tmp_path / "junit.xml"), "--siem", "ecs", "--siem-out", str(tmp_path / "events.ndjson"),
+        "--json", str(directory / "r.json"), "--html", str(directory / "r.html"),
+        "--junit", str(directory / "junit.xml"), "--siem", "ecs", "--siem-out", str(directory / "events.ndjson"),
     )  # fmt: skip
+    return directory, result
+
+
+def test_hostile_certificate_is_inert_text_in_every_file_and_the_console(scanned):
+    tmp_path, result = scanned
     assert result.returncode == 1, result.stderr  # san-match and chain-complete fail; nothing crashes
     assert "Traceback" not in result.stderr
 
@@ -59,9 +68,14 @@ def test_hostile_certificate_is_harmless_in_every_output(tmp_path: Path, lab_pro
     san_event = next(e for e in events if e.get("rule", {}).get("id") == "san-match")
     assert san_event["tls"]["server"]["x509"]["alternative_names"] == list(HOSTILE_SANS)
 
-    # HTML: escaped in the source, and in a real browser no script ran.
+    # HTML source: escaped.
     html = (tmp_path / "r.html").read_text()
     assert SCRIPT not in html and "<img src=x" not in html
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html
+
+
+def test_hostile_certificate_runs_no_script_in_a_browser(scanned, open_page):
+    tmp_path, _ = scanned
     opened = open_page(tmp_path / "r.html")
     assert opened.page.evaluate("typeof window.__pwned") == "undefined"
     assert opened.dialogs == []
