@@ -8,6 +8,7 @@ wait; the reorder window bounds how much. The lab runs in a child process, and e
 scan in its own process, so each peak RSS is the scanner's alone.
 
     .venv/bin/python bench/slow_first_target.py [--targets 5000] [--slow-seconds 20]
+        [--cli "/path/to/other/venv/bin/mtls-audit"]   # measure another build
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -57,12 +59,12 @@ def inventory(path: Path, ports: dict[str, int], count: int, slow_first: bool) -
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def scan(directory: Path, name: str, slow_seconds: float, concurrency: int) -> tuple[float, float, int]:
+def scan(cli: list[str], directory: Path, name: str, slow_seconds: float, concurrency: int) -> tuple[float, float, int]:
     """(wall seconds, peak RSS MiB, exit code) of one `mtls-audit scan` process."""
     out = directory / name
     out.mkdir()
     argv = [
-        *CLI, "scan", str(directory / f"{name}.yaml"), "--quiet",
+        *cli, "scan", str(directory / f"{name}.yaml"), "--quiet",
         "--json", str(out / "report.json"), "--html", str(out / "report.html"),
         "--junit", str(out / "junit.xml"), "--siem", "ecs", "--siem-out", str(out / "events.ndjson"),
         "--concurrency", str(concurrency), "--per-host", str(concurrency),
@@ -85,6 +87,7 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=5000)
     parser.add_argument("--slow-seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--cli", help="the scanner command to measure (default: this checkout's)")
     parser.add_argument("--serve-lab", type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.serve_lab:
@@ -98,8 +101,9 @@ def main() -> None:
         ports = json.loads(lab.stdout.readline())
         inventory(directory / "fast.yaml", ports, arguments.targets, slow_first=False)
         inventory(directory / "slow-first.yaml", ports, arguments.targets, slow_first=True)
+        cli = shlex.split(arguments.cli) if arguments.cli else CLI
         figures = {
-            name: scan(directory, name, arguments.slow_seconds, arguments.concurrency)
+            name: scan(cli, directory, name, arguments.slow_seconds, arguments.concurrency)
             for name in ("fast", "slow-first")
         }
     finally:
