@@ -157,45 +157,20 @@ class ServerProcess:
 def nginx(
     pki: ServerPKI, workdir: Path, port: int, *, verify: str, protocols: str = "TLSv1.3", cert: str = "fullchain"
 ) -> list[str]:
-    binary = require_binary("nginx")
     certificate, key = {
         "fullchain": ("server-fullchain.pem", "server.key"),
         "leaf": ("server-leaf.pem", "server.key"),
         "nosan": ("nosan-fullchain.pem", "nosan.key"),
     }[cert]
-    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (workdir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
-    client_auth = (
-        "" if verify == "off" else f"ssl_client_certificate {pki.path('ca.pem')};\n        ssl_verify_client {verify};"
+    return nginx_serving(
+        workdir,
+        port,
+        certificate=pki.path(certificate),
+        key=pki.path(key),
+        client_ca=None if verify == "off" else pki.path("ca.pem"),
+        verify=verify,
+        protocols=protocols,
     )
-    (workdir / "nginx.conf").write_text(
-        f"""
-daemon off;
-master_process off;
-worker_processes 1;
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {workdir}/access.log;
-    client_body_temp_path {workdir}/tmp/body;
-    proxy_temp_path {workdir}/tmp/proxy;
-    fastcgi_temp_path {workdir}/tmp/fastcgi;
-    uwsgi_temp_path {workdir}/tmp/uwsgi;
-    scgi_temp_path {workdir}/tmp/scgi;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        server_name {SERVER_NAME};
-        ssl_certificate {pki.path(certificate)};
-        ssl_certificate_key {pki.path(key)};
-        ssl_protocols {protocols};
-        {client_auth}
-        location / {{ return 200 "ok\\n"; }}
-    }}
-}}
-"""
-    )
-    return [binary, "-e", str(workdir / "startup.log"), "-p", str(workdir), "-c", str(workdir / "nginx.conf")]
 
 
 def haproxy(
