@@ -47,28 +47,78 @@ class Presented(enum.StrEnum):
     NO_CERT = "no-cert"
     ROGUE_CA = "rogue-ca"  # same subject/SAN/EKU, issued by a CA minted for this run
     SELF_SIGNED = "self-signed"  # same subject/SAN, signed by its own key
+    IDENTITY = "identity"  # a named identity from the inventory, for an access rule
+    # Minted by the inventory's issuer: a copy of the target's identity without any
+    # defect (the control: does the server trust the issuer at all?), then copies with
+    # exactly one defect each.
+    MINTED = "minted"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    SERVER_AUTH_ONLY = "server-auth-only"  # EKU serverAuth, no clientAuth
+    CN_ONLY = "cn-only"  # no subjectAltName; the identity only in the subject CN
+    UNKNOWN_SPIFFE_ID = "unknown-spiffe-id"  # same trust domain, a path no rule names
+
+    @property
+    def minted(self) -> bool:
+        return self in MINTED_VARIANTS or self is Presented.MINTED
+
+
+# The issuer-minted copies with one defect each, in the order reports list them.
+MINTED_VARIANTS = (
+    Presented.EXPIRED,
+    Presented.NOT_YET_VALID,
+    Presented.SERVER_AUTH_ONLY,
+    Presented.CN_ONLY,
+    Presented.UNKNOWN_SPIFFE_ID,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ProbeSpec:
     """One connection the engine wants made. Impostor probes are repeated
-    (``attempt`` 1, 2, ...): behind a load balancer one connection sees one backend."""
+    (``attempt`` 1, 2, ...): behind a load balancer one connection sees one backend.
+
+    An access-rule probe presents a named ``identity`` and makes ``request``
+    ("POST /transfer"; None: the target's own probe request)."""
 
     presented: Presented
     version: TLSVersion
     attempt: int = 1
+    identity: str | None = None
+    request: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What was presented and asked, without version or attempt: ``no-cert``,
+        ``identity:web[POST /transfer]``."""
+        if self.presented is not Presented.IDENTITY:
+            return self.presented.value
+        return f"identity:{self.identity}" + (f"[{self.request}]" if self.request else "")
 
     @property
     def id(self) -> str:
-        base = f"{self.presented.value}@{self.version.short}"
+        base = f"{self.label}@{self.version.short}"
         return base if self.attempt == 1 else f"{base}#{self.attempt}"
+
+    @property
+    def first(self) -> ProbeSpec:
+        """The same probe's first attempt (attempts share a repro command)."""
+        return ProbeSpec(self.presented, self.version, 1, self.identity, self.request)
 
     @classmethod
     def parse(cls, probe_id: str) -> ProbeSpec:
-        """``no-cert@tls1.3#2`` -> ProbeSpec(NO_CERT, TLS1_3, 2)."""
-        head, _, attempt = probe_id.partition("#")
-        presented, _, version = head.partition("@")
-        return cls(Presented(presented), TLSVersion.parse(version), int(attempt) if attempt else 1)
+        """``no-cert@tls1.3#2`` -> ProbeSpec(NO_CERT, TLS1_3, 2);
+        ``identity:web[POST /transfer]@tls1.2``."""
+        head, _, attempt = probe_id.rpartition("@")
+        version, _, number = attempt.partition("#")
+        identity = request = None
+        presented = head
+        if head.startswith("identity:"):
+            presented = Presented.IDENTITY.value
+            identity = head.removeprefix("identity:")
+            if identity.endswith("]") and "[" in identity:
+                identity, _, request = identity[:-1].partition("[")
+        return cls(Presented(presented), TLSVersion.parse(version), int(number) if number else 1, identity, request)
 
 
 # Alert descriptions from the TLS Alert Registry (RFC 8446 section 6, IANA).
@@ -217,6 +267,8 @@ class ProbeObservation:
             "presented": self.spec.presented.value,
             "pinned_version": self.spec.version.value,
             "attempt": self.spec.attempt,
+            "identity": self.spec.identity,
+            "request": self.spec.request,
             "address": self.address,
             "sni": self.sni,
             "client_certificate_sha256": self.client_certificate_sha256,
@@ -257,7 +309,13 @@ class ProbeObservation:
         def phase(value: Any) -> Phase | None:
             return Phase(value) if value else None
 
-        spec = ProbeSpec(Presented(data["presented"]), TLSVersion(data["pinned_version"]), data.get("attempt", 1))
+        spec = ProbeSpec(
+            Presented(data["presented"]),
+            TLSVersion(data["pinned_version"]),
+            data.get("attempt", 1),
+            data.get("identity"),
+            data.get("request"),
+        )
         return cls(
             spec=spec,
             address=data["address"],

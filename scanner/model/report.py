@@ -18,10 +18,11 @@ from mtls_audit.scanner.model.finding import Finding, WaiverNote
 from mtls_audit.scanner.model.observations import ProbeObservation
 from mtls_audit.scanner.model.status import Severity, Status, worst_status
 
-SCHEMA_VERSION = "1.1"
-# 1.0 reports (before finding commands, probe attempts and the check catalog) still
-# load, so last night's report keeps working as a baseline.
-READABLE_SCHEMA_VERSIONS = ("1.0", "1.1")
+SCHEMA_VERSION = "1.2"
+# 1.0 reports (before finding commands, probe attempts and the check catalog) and 1.1
+# reports (before the identity matrix and access-rule probes) still load, so last
+# night's report keeps working as a baseline.
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
 TOOL = "mtls-audit"
 
 
@@ -80,6 +81,71 @@ class ClientAuthEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class MatrixCell:
+    """One client on one TLS version: what the server did, and whether the policy
+    wanted that."""
+
+    version: str
+    observed: str  # allowed | blocked | unknown | error | not-probed
+    where: str  # "tls-handshake", "http 403", "tls"...: how it was decided
+    as_expected: bool | None  # None: the row has no expectation, or nothing was decided
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "observed": self.observed,
+            "where": self.where,
+            "as_expected": self.as_expected,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MatrixCell:
+        return cls(data["version"], data["observed"], data["where"], data["as_expected"])
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixRow:
+    """One client the scanner presented: our identity, an impostor, an access rule's
+    identity, or an issuer-minted copy; across every TLS version the server accepted."""
+
+    client: str  # "lab-client", "no certificate", "web POST /transfer", "expired"
+    kind: str  # identity | impostor | rule | minted
+    expect: str | None  # allow | deny; None where the policy says nothing
+    cells: tuple[MatrixCell, ...]
+    detail: str = ""  # a minted copy's defect, a rule's request
+    client_certificate_sha256: str | None = None
+
+    @property
+    def as_expected(self) -> bool | None:
+        """False if any version went against the expectation; None if none decided."""
+        decided = [cell.as_expected for cell in self.cells if cell.as_expected is not None]
+        if not decided:
+            return None
+        return all(decided)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "kind": self.kind,
+            "expect": self.expect,
+            "detail": self.detail,
+            "client_certificate_sha256": self.client_certificate_sha256,
+            "cells": [cell.to_dict() for cell in self.cells],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MatrixRow:
+        return cls(
+            data["client"],
+            data["kind"],
+            data["expect"],
+            tuple(MatrixCell.from_dict(c) for c in data["cells"]),
+            data.get("detail", ""),
+            data.get("client_certificate_sha256"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CertificateSummary:
     """Public facts about a certificate the server sent (attacker-controlled text)."""
 
@@ -132,6 +198,7 @@ class TargetReport:
     certificates: tuple[CertificateSummary, ...]
     findings: tuple[Finding, ...]
     probes: tuple[ProbeObservation, ...]
+    identity_matrix: tuple[MatrixRow, ...] = ()
 
     def with_findings(self, findings: Iterable[Finding]) -> TargetReport:
         return replace(self, findings=tuple(findings))
@@ -153,6 +220,7 @@ class TargetReport:
             "certificates": [certificate.to_dict() for certificate in self.certificates],
             "findings": [finding.to_dict() for finding in self.findings],
             "probes": [probe.to_dict() for probe in self.probes],
+            "identity_matrix": [row.to_dict() for row in self.identity_matrix],
         }
 
     @classmethod
@@ -170,6 +238,7 @@ class TargetReport:
             certificates=tuple(CertificateSummary.from_dict(c) for c in data.get("certificates") or ()),
             findings=tuple(Finding.from_dict(f) for f in data.get("findings") or ()),
             probes=tuple(ProbeObservation.from_dict(p) for p in data.get("probes") or ()),
+            identity_matrix=tuple(MatrixRow.from_dict(r) for r in data.get("identity_matrix") or ()),
         )
 
 
@@ -340,8 +409,9 @@ class TargetDigest:
     status: Status
     error: str | None
     findings: tuple[Finding, ...]
+    identity_matrix: tuple[MatrixRow, ...] = ()
 
     @classmethod
     def of(cls, target: TargetReport) -> TargetDigest:
         light = tuple(replace(f, evidence={}, commands=(), remediation="") for f in target.findings)
-        return cls(target.name, target.address, target.status, target.error, light)
+        return cls(target.name, target.address, target.status, target.error, light, target.identity_matrix)

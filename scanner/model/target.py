@@ -42,12 +42,54 @@ class AppProtocol(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ClientIdentity:
-    """The legitimate client identity: loaded and checked, plus where it came from
-    (paths go into the reproducible ``openssl s_client`` commands; the key never does)."""
+    """A client identity: loaded and checked, plus where it came from (paths go into
+    the reproducible ``openssl s_client`` commands; the key never does).
+
+    ``name`` is its key in the inventory's ``identities`` (None when written inline);
+    a PKCS#12 bundle has the same path as cert and key, and ``password_env`` names the
+    variable a repro command reads its password from."""
 
     credential: ClientCredential
     cert_path: Path
     key_path: Path
+    name: str | None = None
+    pkcs12: bool = False
+    password_env: str | None = None
+
+
+class Expect(enum.StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRule:
+    """``{identity: web, request: "POST /transfer", expect: deny}`` from the inventory."""
+
+    identity: ClientIdentity
+    expect: Expect
+    method: str = "GET"
+    path: str | None = None  # None: the target's own probe request (GET http_path)
+
+    @property
+    def name(self) -> str:
+        return self.identity.name or "inline identity"
+
+    @property
+    def request(self) -> str | None:
+        """``POST /transfer``, or None for the target's own probe request."""
+        return None if self.path is None else f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """A test CA the servers trust: the scanner mints defective client certificates
+    with it, in memory. Its key is never written and never printed."""
+
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]  # sent after the issuer, as a workload would
+    private_key: SigningKey = field(repr=False)
+    cert_path: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +109,13 @@ class Target:
     app_protocol: AppProtocol = AppProtocol.HTTP
     http_path: str = "/"
     disabled_checks: frozenset[str] = field(default_factory=frozenset)
+    access: tuple[AccessRule, ...] = ()
+    issuer: Issuer | None = None
+    server_identity: str | None = None  # a SPIFFE ID the server leaf must carry
+    # False when only a SPIFFE ID identifies the server (no server_name was given):
+    # Istio-style leaves carry no DNS name to match.
+    match_server_name: bool = True
+    max_cert_lifetime_days: int = 398
 
     @property
     def address(self) -> str:
