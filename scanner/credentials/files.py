@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mtls_audit.scanner.model.errors import UserError
 from mtls_audit.scanner.model.target import ClientCredential, SigningKey
@@ -98,6 +99,35 @@ def load_client_credential(
         cert_display=_display(cert_path, cert_display),
         key_display=_display(key_path, key_display),
     )
+
+
+def load_pkcs12_credential(path: Path, password: bytes | None, *, display: str | None = None) -> ClientCredential:
+    """The key, certificate and chain of a PKCS#12 bundle (a Java keystore export, a
+    Spring Boot ``.p12``). The leaf is the certificate that matches the key; the
+    bundle's other certificates are its chain, in bundle order."""
+    name = _display(path, display)
+    data = _read(path, name)
+    try:
+        key, leaf, extra = pkcs12.load_key_and_certificates(data, password)
+    except UnsupportedAlgorithm:
+        raise CredentialError(f"{name} is encrypted with an unsupported algorithm") from None
+    except (ValueError, TypeError):
+        # cryptography says only "Invalid password or PKCS12 data": both are possible.
+        if password is None:
+            raise CredentialError(
+                f"{name} could not be opened without a password (or is not PKCS#12); "
+                "set password_env to the name of an environment variable holding its password"
+            ) from None
+        raise CredentialError(f"wrong password for {name}, or it is not a PKCS#12 file") from None
+    if key is None:
+        raise CredentialError(f"{name} holds no private key")
+    if leaf is None:
+        raise CredentialError(f"{name} holds no certificate for its key")
+    if not isinstance(key, _SIGNING_KEY_TYPES):
+        raise CredentialError(
+            f"{name} holds a key that cannot sign a TLS handshake (expected RSA, EC, Ed25519 or Ed448)"
+        )
+    return make_client_credential([leaf, *extra], key, cert_display=name, key_display=name)
 
 
 def make_client_credential(

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from mtls_audit.scanner.inventory.errors import FieldError
 from mtls_audit.scanner.model.observations import TLSVersion
+from mtls_audit.scanner.model.spiffe import parse_spiffe_id
 from mtls_audit.scanner.model.text import describe, show
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -27,6 +28,42 @@ def expiry_warning_days(value: Any) -> int:
     if value < 0:
         raise FieldError("expiry_warning_days", f"must be 0 or more, got {value}")
     return value
+
+
+def max_cert_lifetime_days(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError("max_cert_lifetime_days", f"must be a whole number of days, got {describe(value)}")
+    if value < 1:
+        raise FieldError("max_cert_lifetime_days", f"must be 1 or more, got {value}")
+    return value
+
+
+def server_identity(value: Any) -> str:
+    if not isinstance(value, str):
+        raise FieldError(
+            "server_identity", f"must be a SPIFFE ID such as spiffe://example.org/service, got {describe(value)}"
+        )
+    try:
+        return str(parse_spiffe_id(value.strip()))
+    except ValueError as error:
+        hint = "; a DNS name or IP address goes in server_name" if "://" not in value else ""
+        raise FieldError("server_identity", f"{show(value)} is not a SPIFFE ID: {error}{hint}") from None
+
+
+_METHOD = re.compile(r"[A-Z][A-Z-]{0,15}")
+
+
+def request(value: Any, field: str) -> tuple[str, str]:
+    """``"POST /transfer"`` -> ("POST", "/transfer")."""
+    if not isinstance(value, str):
+        raise FieldError(field, f'must be "METHOD /path" such as "POST /transfer", got {describe(value)}')
+    method, _, path = value.strip().partition(" ")
+    if not _METHOD.fullmatch(method) or not path.strip():
+        raise FieldError(field, f'must be "METHOD /path" such as "POST /transfer", got {show(value)}')
+    try:
+        return method, http_path(path.strip())
+    except FieldError as error:
+        raise FieldError(field, f"the path {error.reason}") from None
 
 
 def min_tls_version(value: Any) -> TLSVersion:

@@ -18,11 +18,15 @@ SHARED_KEYS = (
     "http_path",
     "disabled_checks",
     "tags",
+    "access",
+    "max_cert_lifetime_days",
 )
-TARGET_ONLY_KEYS = ("name", "address", "server_name")
+TARGET_ONLY_KEYS = ("name", "address", "server_name", "server_identity")
 TARGET_KEYS = TARGET_ONLY_KEYS + SHARED_KEYS
-IDENTITY_KEYS = ("cert", "key", "password_env")
-TOP_LEVEL_KEYS = ("defaults", "targets")
+IDENTITY_KEYS = ("cert", "key", "pkcs12", "password_env")
+ISSUER_KEYS = ("cert", "key", "password_env")
+ACCESS_RULE_KEYS = ("identity", "request", "expect")
+TOP_LEVEL_KEYS = ("identities", "issuer", "defaults", "targets")
 
 # Hints for keys people plausibly write instead of the supported ones.
 _KEY_HINTS = {

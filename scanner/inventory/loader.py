@@ -33,9 +33,23 @@ from mtls_audit.scanner.inventory.addresses import check_server_name, normal_hos
 from mtls_audit.scanner.inventory.credential_cache import CredentialCache, Trust
 from mtls_audit.scanner.inventory.document import read_document
 from mtls_audit.scanner.inventory.errors import FieldError, InventoryError
-from mtls_audit.scanner.inventory.keys import SHARED_KEYS, TARGET_KEYS, TARGET_ONLY_KEYS, TOP_LEVEL_KEYS, unknown_key
+from mtls_audit.scanner.inventory.keys import (
+    ACCESS_RULE_KEYS,
+    SHARED_KEYS,
+    TARGET_KEYS,
+    TARGET_ONLY_KEYS,
+    TOP_LEVEL_KEYS,
+    unknown_key,
+)
 from mtls_audit.scanner.model.observations import TLSVersion
-from mtls_audit.scanner.model.target import AppProtocol, ClientAuthExpectation, Target
+from mtls_audit.scanner.model.target import (
+    AccessRule,
+    AppProtocol,
+    ClientAuthExpectation,
+    Expect,
+    Issuer,
+    Target,
+)
 from mtls_audit.scanner.model.text import describe, show, type_name
 
 _TARGET_KEYS = frozenset(TARGET_KEYS)
@@ -70,6 +84,8 @@ class _Loader:
     ) -> None:
         self.source = source
         self.known_checks = known_checks
+        self.credentials = credentials
+        self.issuer: Issuer | None = None
         self._parsers: dict[str, Callable[[Any], Any]] = {
             "trust": credentials.trust,
             "identity": credentials.identity,
@@ -80,6 +96,8 @@ class _Loader:
             "http_path": fields.http_path,
             "disabled_checks": self._disabled_checks,
             "tags": self._tags,
+            "access": self._access,
+            "max_cert_lifetime_days": fields.max_cert_lifetime_days,
         }
         # Equal tag tuples and check sets are one object, however many targets have them.
         self._shared: dict[tuple[str, ...] | frozenset[str], Any] = {}
@@ -109,6 +127,15 @@ class _Loader:
             if key not in TOP_LEVEL_KEYS:
                 reason, expected = unknown_key(key, TOP_LEVEL_KEYS)
                 raise self._error(None, f"{reason} at top level {expected}", field=str(key))
+
+        # Identities and the issuer first: defaults and targets refer to them.
+        try:
+            if "identities" in document:
+                self.credentials.load_named(document["identities"])
+            if "issuer" in document:
+                self.issuer = self.credentials.issuer(document["issuer"])
+        except FieldError as error:
+            raise self._error(None, f"field '{error.field}': {error.reason}", field=error.field) from None
 
         defaults_raw = document.get("defaults")
         if defaults_raw is None:
@@ -144,6 +171,8 @@ class _Loader:
             "probe": AppProtocol.HTTP,
             "http_path": "/",
             "disabled_checks": frozenset(),
+            "access": (),
+            "max_cert_lifetime_days": 398,
             **defaults,
         }
         targets: list[Target] = []
@@ -216,7 +245,11 @@ class _Loader:
                     reason += "; quote IPv6 addresses in YAML: address: '[::1]:8443'"
                 raise FieldError("address", reason) from None
 
+            server_identity = None
+            if "server_identity" in raw:
+                server_identity = fields.server_identity(raw["server_identity"])
             server_name = raw.get("server_name", _UNSET)
+            match_server_name = server_name is not _UNSET or server_identity is None
             if server_name is _UNSET:
                 server_name = host
             else:
@@ -255,6 +288,11 @@ class _Loader:
             app_protocol=settings["probe"],
             http_path=settings["http_path"],
             disabled_checks=settings["disabled_checks"],
+            access=settings["access"],
+            issuer=self.issuer,
+            server_identity=server_identity,
+            match_server_name=match_server_name,
+            max_cert_lifetime_days=settings["max_cert_lifetime_days"],
         )
         return target, named
 
@@ -264,6 +302,35 @@ class _Loader:
         """Validate and load the keys valid both in defaults and on a target (the
         others in ``raw`` are left alone), in SHARED_KEYS order."""
         return {key: self._parsers[key](raw[key]) for key in SHARED_KEYS if key in raw}
+
+    def _access(self, value: Any) -> tuple[AccessRule, ...]:
+        if not isinstance(value, list):
+            raise FieldError("access", f"must be a list of {{identity, request, expect}} rules, got {describe(value)}")
+        rules: list[AccessRule] = []
+        seen: dict[tuple[str | None, str | None], int] = {}
+        for number, raw in enumerate(value, start=1):
+            where = f"access[{number}]"
+            if not isinstance(raw, dict):
+                raise FieldError(where, f"must be a mapping with identity and expect, got {describe(raw)}")
+            for key in raw:
+                if key not in ACCESS_RULE_KEYS:
+                    reason, expected = unknown_key(key, ACCESS_RULE_KEYS)
+                    raise FieldError(where, f"{reason} {expected}")
+            for needed in ("identity", "expect"):
+                if needed not in raw:
+                    raise FieldError(f"{where}.{needed}", "missing (a rule needs identity and expect)")
+            identity = self.credentials.named_identity(raw["identity"], f"{where}.identity")
+            expect = fields.choice(raw["expect"], f"{where}.expect", Expect)
+            method, path = ("GET", None)
+            if "request" in raw:
+                method, path = fields.request(raw["request"], f"{where}.request")
+            rule = AccessRule(identity, expect, method, path)
+            key = (identity.name, rule.request)
+            if key in seen:
+                raise FieldError(f"{where}", f"repeats rule #{seen[key]} (same identity and request)")
+            seen[key] = number
+            rules.append(rule)
+        return tuple(rules)
 
     def _tags(self, value: Any) -> tuple[str, ...]:
         tags = fields.tags(value)
