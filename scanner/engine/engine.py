@@ -9,15 +9,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import trio
+from cryptography.hazmat.primitives import hashes
 
 from mtls_audit.checks.base import Check, Evidence, Needs
 from mtls_audit.checks.common import presented_chain
 from mtls_audit.scanner.credentials.impostors import ImpostorFactory
+from mtls_audit.scanner.credentials.minted import Minter
 from mtls_audit.scanner.engine.ordering import OrderedWindow
 from mtls_audit.scanner.engine.results import TargetResult, judge_target
 from mtls_audit.scanner.judge import accepted_versions
+from mtls_audit.scanner.model.minting import ONLY_WITH_ACCESS_RULES
 from mtls_audit.scanner.model.observations import Presented, ProbeObservation, ProbeSpec, TLSVersion
-from mtls_audit.scanner.model.target import AppProtocol, ClientAuthExpectation, ClientCredential, Target
+from mtls_audit.scanner.model.target import AppProtocol, ClientAuthExpectation, ClientCredential, Issuer, Target
 from mtls_audit.scanner.probe import Endpoint, HttpRequest, Timeouts, run_probe
 
 _IMPOSTOR_NEEDS = {
@@ -40,6 +43,21 @@ class ScanOptions:
     def reorder_window(self) -> int:
         """Finished results that may wait behind a slow target (see ``OrderedWindow``)."""
         return 4 * self.concurrency
+
+
+class _Credentials:
+    """The scan's minted credentials: one rogue CA, and one Minter per issuer."""
+
+    def __init__(self, now: datetime) -> None:
+        self.impostors = ImpostorFactory()
+        self._now = now
+        self._minters: dict[bytes, Minter] = {}
+
+    def minter(self, issuer: Issuer) -> Minter:
+        key = issuer.certificate.fingerprint(hashes.SHA256())
+        if key not in self._minters:
+            self._minters[key] = Minter(issuer, self._now)
+        return self._minters[key]
 
 
 class _Limits:
@@ -67,6 +85,36 @@ def checks_for(target: Target, checks: Sequence[Check]) -> tuple[list[Check], li
     return enabled, skipped
 
 
+def _planned(
+    target: Target,
+    needs: set[Needs],
+    credentials: dict[Presented, ClientCredential | None],
+    version: TLSVersion,
+    baseline: Presented,
+    rounds: int,
+) -> list[ProbeSpec]:
+    """Phase 2's probes on one version."""
+    specs = []
+    for need, presented in _IMPOSTOR_NEEDS.items():
+        if need in needs:
+            first = 2 if presented is baseline else 1  # phase 1 made the first attempt
+            specs += [ProbeSpec(presented, version, attempt) for attempt in range(first, rounds + 1)]
+    if Needs.ACCESS in needs:
+        for rule in target.access:
+            specs += [
+                ProbeSpec(Presented.IDENTITY, version, attempt, rule.name, rule.request)
+                for attempt in range(1, rounds + 1)
+            ]
+    if Needs.MINTED in needs:
+        for presented in credentials:
+            if presented.minted and (target.access or presented not in ONLY_WITH_ACCESS_RULES):
+                # The control asks one question ("is the issuer trusted?"); the
+                # defective copies are repeated like every client that must be blocked.
+                count = 1 if presented is Presented.MINTED else rounds
+                specs += [ProbeSpec(presented, version, attempt) for attempt in range(1, count + 1)]
+    return specs
+
+
 async def scan(
     targets: Sequence[Target],
     checks: Sequence[Check],
@@ -77,7 +125,7 @@ async def scan(
     """Scan every target; send one TargetResult per target, in inventory order."""
     now = now or datetime.now(UTC)
     limits = _Limits(options)
-    impostors = ImpostorFactory()
+    minted = _Credentials(now)
     window: OrderedWindow[TargetResult] = OrderedWindow(results, options.reorder_window)
     async with results, trio.open_nursery() as nursery:
         for position, target in enumerate(targets):
@@ -86,9 +134,7 @@ async def scan(
             await window.admit(position)
             slot = object()
             await limits.targets.acquire_on_behalf_of(slot)
-            nursery.start_soon(
-                _scan_and_deliver, position, target, checks, options, limits, impostors, window, now, slot
-            )
+            nursery.start_soon(_scan_and_deliver, position, target, checks, options, limits, minted, window, now, slot)
 
 
 async def _scan_and_deliver(
@@ -97,13 +143,13 @@ async def _scan_and_deliver(
     checks: Sequence[Check],
     options: ScanOptions,
     limits: _Limits,
-    impostors: ImpostorFactory,
+    minted: _Credentials,
     window: OrderedWindow[TargetResult],
     now: datetime,
     slot: object,
 ) -> None:
     try:
-        result = await scan_target(target, checks, options, limits, impostors, now)
+        result = await scan_target(target, checks, options, limits, minted, now)
     finally:
         limits.targets.release_on_behalf_of(slot)
     await window.deliver(position, result)
@@ -114,27 +160,31 @@ async def scan_target(
     checks: Sequence[Check],
     options: ScanOptions,
     limits: _Limits,
-    impostors: ImpostorFactory,
+    minted: _Credentials,
     now: datetime,
 ) -> TargetResult:
     enabled, skipped = checks_for(target, checks)
     needs: set[Needs] = set().union(*(check.needs for check in enabled))
     endpoint = Endpoint(target.host, target.port, target.sni)
-    http = HttpRequest.for_target(target) if target.app_protocol is AppProtocol.HTTP else None
     own = target.identity.credential if target.identity else None
-    forged = impostors.for_identity(own.certificate if own else None)
+    forged = minted.impostors.for_identity(own.certificate if own else None)
     credentials: dict[Presented, ClientCredential | None] = {
         Presented.VALID: own,
         Presented.NO_CERT: None,
         Presented.ROGUE_CA: forged.rogue_ca,
         Presented.SELF_SIGNED: forged.self_signed,
     }
+    if Needs.MINTED in needs and target.issuer is not None:
+        credentials.update(minted.minter(target.issuer).for_target(target))
+    named = {rule.name: rule.identity.credential for rule in target.access}
     observations: list[ProbeObservation] = []
 
     async def probe(spec: ProbeSpec) -> None:
+        credential = named[spec.identity] if spec.identity is not None else credentials[spec.presented]
+        http = HttpRequest.for_target(target, spec.request) if target.app_protocol is AppProtocol.HTTP else None
         async with limits.connections, limits.host(target.host):
             try:
-                observation = await run_probe(endpoint, spec, credentials[spec.presented], options.timeouts, http)
+                observation = await run_probe(endpoint, spec, credential, options.timeouts, http)
             except Exception as error:  # noqa: BLE001 - one broken probe must not end the scan
                 observation = ProbeObservation(
                     spec=spec,
@@ -152,15 +202,22 @@ async def scan_target(
         for version in TLSVersion:
             nursery.start_soon(probe, ProbeSpec(baseline, version))
 
-    # Phase 2: the impostors, each `rounds` times, on every version the server accepted.
-    wanted = [presented for need, presented in _IMPOSTOR_NEEDS.items() if need in needs]
+    # Phase 2: the impostors, access rules and minted copies, each `rounds` times, on
+    # every version the server accepted.
     async with trio.open_nursery() as nursery:
         for version in accepted_versions(observations):
-            for presented in wanted:
-                first = 2 if presented is baseline else 1  # phase 1 made the first attempt
-                for attempt in range(first, options.rounds + 1):
-                    nursery.start_soon(probe, ProbeSpec(presented, version, attempt))
+            for spec in _planned(target, needs, credentials, version, baseline, options.rounds):
+                nursery.start_soon(probe, spec)
 
-    observations.sort(key=lambda o: (list(Presented).index(o.spec.presented), o.spec.version.rank, o.spec.attempt))
+    order = list(Presented)
+    observations.sort(
+        key=lambda o: (
+            order.index(o.spec.presented),
+            o.spec.version.rank,
+            o.spec.identity or "",
+            o.spec.request or "",
+            o.spec.attempt,
+        )
+    )
     evidence = Evidence(target, tuple(observations), now)
     return judge_target(evidence, enabled, skipped, presented_chain(evidence), scanned_at=datetime.now(UTC))

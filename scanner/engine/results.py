@@ -10,7 +10,7 @@ from datetime import datetime
 from cryptography import x509
 
 from mtls_audit.checks.base import Check, Evidence
-from mtls_audit.scanner.judge import accepted_versions, classify_client_auth
+from mtls_audit.scanner.judge import accepted_versions, classify_client_auth, identity_matrix
 from mtls_audit.scanner.model.certificates import certificate_summary
 from mtls_audit.scanner.model.finding import Finding
 from mtls_audit.scanner.model.observations import Presented, ProbeObservation
@@ -72,6 +72,7 @@ def judge_target(
         certificates=tuple(certificate_summary(c) for c in presented),
         findings=tuple(findings),
         probes=evidence.observations,
+        identity_matrix=identity_matrix(target, evidence.observations),
     )
     return TargetResult(target, report)
 

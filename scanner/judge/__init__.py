@@ -1,5 +1,6 @@
 """Pure verdict rules over observations: let in, blocked, or undecided."""
 
+from mtls_audit.scanner.judge.access import access_verdict, judge_access_attempts
 from mtls_audit.scanner.judge.client_auth import (
     Attempts,
     ClientAuth,
@@ -7,7 +8,8 @@ from mtls_audit.scanner.judge.client_auth import (
     classify_client_auth,
     judge_attempts,
 )
-from mtls_audit.scanner.judge.commands import openssl_command, repro_command
+from mtls_audit.scanner.judge.commands import curl_command, openssl_command, repro_command
+from mtls_audit.scanner.judge.matrix import identity_matrix
 from mtls_audit.scanner.judge.verdicts import (
     HTTP_BLOCKING_STATUSES,
     REJECTION_ALERTS,
@@ -29,10 +31,14 @@ __all__ = [
     "ProbeVerdict",
     "VersionClientAuth",
     "VersionSupport",
+    "access_verdict",
     "accepted_versions",
     "classify_client_auth",
+    "curl_command",
     "failure_text",
     "judge",
+    "identity_matrix",
+    "judge_access_attempts",
     "judge_attempts",
     "openssl_command",
     "repro_command",

@@ -13,19 +13,26 @@ MAX_HTTP_HEAD = 16384  # enough for any status line; we read nothing more
 class HttpRequest:
     path: str
     host_header: str
+    method: str = "GET"
 
     @classmethod
-    def for_target(cls, target: Target) -> HttpRequest:
-        return cls(target.http_path, target.host_header)
+    def for_target(cls, target: Target, request: str | None = None) -> HttpRequest:
+        """The target's probe request, or an access rule's ``METHOD /path``."""
+        if request is None:
+            return cls(target.http_path, target.host_header)
+        method, _, path = request.partition(" ")
+        return cls(path, target.host_header, method)
 
     @property
     def request_line(self) -> str:
-        return f"GET {self.path} HTTP/1.1"
+        return f"{self.method} {self.path} HTTP/1.1"
 
     def encode(self) -> bytes:
+        # An empty body, declared: a POST without Content-Length is a 411 on nginx.
+        body = "" if self.method in ("GET", "HEAD") else "Content-Length: 0\r\n"
         return (
             f"{self.request_line}\r\nHost: {self.host_header}\r\nUser-Agent: mtls-audit\r\n"
-            "Accept: */*\r\nConnection: close\r\n\r\n"
+            f"Accept: */*\r\n{body}Connection: close\r\n\r\n"
         ).encode("ascii")
 
 
