@@ -36,14 +36,24 @@ class Evidence:
         """The first attempt of a probe, or None when it did not run."""
         return next(iter(self.attempts(presented, version)), None)
 
-    def attempts(self, presented: Presented, version: TLSVersion) -> list[ProbeObservation]:
-        """Every attempt of a probe (impostors are repeated: ``--rounds``), in order."""
-        found = [o for o in self.observations if o.spec.presented is presented and o.spec.version is version]
+    def attempts(
+        self, presented: Presented, version: TLSVersion, identity: str | None = None, request: str | None = None
+    ) -> list[ProbeObservation]:
+        """Every attempt of a probe (impostors are repeated: ``--rounds``), in order.
+        An access-rule probe is named by its identity and request as well."""
+        found = [
+            o
+            for o in self.observations
+            if o.spec.presented is presented
+            and o.spec.version is version
+            and o.spec.identity == identity
+            and o.spec.request == request
+        ]
         return sorted(found, key=lambda o: o.spec.attempt)
 
 
 class Needs(enum.StrEnum):
-    """Impostor probe families a check can ask for. The engine always probes every
+    """Probe families a check can ask for. The engine always probes every
     TLS version as the real identity (every check needs the server's certificate),
     then runs the union of what the enabled checks need on every version the server
     accepted."""
@@ -51,6 +61,8 @@ class Needs(enum.StrEnum):
     NO_CERT = "no-cert"
     ROGUE_CA = "rogue-ca"
     SELF_SIGNED = "self-signed"
+    ACCESS = "access"  # each access rule's identity, with the rule's request
+    MINTED = "minted"  # the issuer-minted control and one-defect copies (needs an issuer)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ BUILTIN_ORDER = (
     "chain-complete",
     "san-match",
     "expiry-soon",
+    "access-rules",
+    "client-cert-validity",
+    "unknown-identity-rejected",
+    "cert-lifetime",
 )
 
 
