@@ -1,5 +1,6 @@
 """The terminal summary: one row per target with what did not pass, then one line
-per finding that needs attention.
+per finding that needs attention; then, where it matters, each target's identity
+matrix (who got in, on which TLS version).
 
 Certificate fields reach these lines (a SAN in a san-match summary), so every
 string is printed as plain text (no rich markup) with control characters made
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mtls_audit.scanner.model.report import ScanInfo, TargetDigest
+from mtls_audit.scanner.model.report import MatrixCell, MatrixRow, ScanInfo, TargetDigest
 from mtls_audit.scanner.model.status import Status
 from mtls_audit.scanner.model.text import printable
 
@@ -28,6 +29,7 @@ STATUS_STYLES = {
     Status.SKIP: "dim",
 }
 _LOG_WIDTH = 160  # CI logs do not wrap; a narrower console would fold every line
+_WRONG_STYLE = "bold red"
 
 
 def status_text(status: Status) -> Text:
@@ -74,6 +76,64 @@ def render_summary(targets: Sequence[TargetDigest], stream: TextIO | None = None
                 line = status_text(finding.status)
                 line.append(f" {printable(target.name)} {printable(finding.check)}: {printable(finding.summary)}")
                 console.print(line, soft_wrap=True)
+
+
+def render_identity_matrices(
+    targets: Sequence[TargetDigest], stream: TextIO | None = None, width: int | None = None
+) -> None:
+    """One table per target whose identity matrix has an access rule or a client the
+    server treated against the policy; nothing when no target has either.
+
+    A wrong cell is bold red and also reads without colour (a CI log): its outcome in
+    capitals and a trailing ``[WRONG]``.
+    """
+    shown = [target for target in targets if _matrix_matters(target.identity_matrix)]
+    if not shown:
+        return
+    stream = stream or sys.stdout
+    if width is None and not stream.isatty():
+        width = _LOG_WIDTH
+    console = Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    for target in shown:
+        versions: list[str] = []
+        for row in target.identity_matrix:
+            versions.extend(cell.version for cell in row.cells if cell.version not in versions)
+        table = Table(title=Text(f"identity matrix: {printable(target.name)}"), title_justify="left")
+        table.add_column(Text("client"))
+        table.add_column(Text("expect"), no_wrap=True)
+        for version in versions:
+            table.add_column(Text(printable(version)))
+        for row in target.identity_matrix:
+            by_version = {cell.version: cell for cell in row.cells}
+            client_style = "bold" if row.as_expected is False else ""
+            table.add_row(
+                Text(printable(row.client), style=client_style),
+                Text(printable(row.expect) if row.expect else "-", style="" if row.expect else "dim"),
+                *(_matrix_cell_text(by_version.get(version)) for version in versions),
+            )
+        console.print(table)
+        wrong = sum(1 for row in target.identity_matrix for cell in row.cells if cell.as_expected is False)
+        if wrong:
+            cells = f"{wrong} cell{'' if wrong == 1 else 's'}"
+            summary = Text(f"WRONG {printable(target.name)}: {cells} against the policy", style=_WRONG_STYLE)
+            console.print(summary, soft_wrap=True)
+
+
+def _matrix_matters(rows: Sequence[MatrixRow]) -> bool:
+    return any(row.kind == "rule" or row.as_expected is False for row in rows)
+
+
+def _matrix_cell_text(cell: MatrixCell | None) -> Text:
+    """A cell as text: ``blocked http 403``, ``allowed tls``, ``unknown: <reason>``;
+    against the policy ``ALLOWED tls [WRONG]``."""
+    if cell is None or cell.observed == "not-probed":
+        return Text("-", style="dim")
+    observed = printable(cell.observed)
+    separator = " " if cell.observed in ("allowed", "blocked") else ": "
+    where = f"{separator}{printable(cell.where)}" if cell.where else ""
+    if cell.as_expected is False:
+        return Text(f"{observed.upper()}{where} [WRONG]", style=_WRONG_STYLE)
+    return Text(f"{observed}{where}", style="green" if cell.as_expected else "dim")
 
 
 def render_triage_notes(scan: ScanInfo, stream: TextIO | None = None) -> None:

@@ -27,6 +27,8 @@ from mtls_audit.scanner.model.report import (
     BaselineReport,
     CertificateSummary,
     ClientAuthEntry,
+    MatrixCell,
+    MatrixRow,
     ScanInfo,
     TargetReport,
     WaiverReport,
@@ -50,6 +52,9 @@ _BLOCKED_AT = {
     "tls-post-handshake": "right after the TLS 1.3 handshake",
     "http": "HTTP layer",
 }
+# The identity matrix: who each client is, and how a cell reads against the policy.
+_MATRIX_KINDS = {"identity": "our identity", "impostor": "impostor", "rule": "access rule", "minted": "minted copy"}
+_FINGERPRINT_SHOWN = 16  # hex digits of a client certificate's SHA-256 shown; the rest in a title
 
 
 def display_status(finding: Finding) -> str:
@@ -209,6 +214,7 @@ def target_view(index: int, target: TargetReport, tally: PageTally, scan_time: d
         "passed": sum(1 for f in findings if f["display"] == "pass"),
         "cells": [_cell(check, findings) for check in tally.check_ids],
         "probes": [_probe_view(p) for p in target.probes],
+        "identity_matrix": _identity_matrix_view(target.identity_matrix),
     }
 
 
@@ -247,6 +253,65 @@ def _client_auth_view(entry: ClientAuthEntry) -> dict[str, Any]:
         "certificate_request_seen": entry.certificate_request_seen,
         "detail": line(entry.detail),
     }
+
+
+def _identity_matrix_view(rows: tuple[MatrixRow, ...]) -> dict[str, Any] | None:
+    """One row per client, one column per TLS version (in the order the rows name them);
+    None when the target has no matrix, so the template shows nothing."""
+    if not rows:
+        return None
+    versions: list[str] = []
+    for row in rows:
+        for cell in row.cells:
+            if cell.version not in versions:
+                versions.append(cell.version)
+    row_views = []
+    for row in rows:
+        by_version = {cell.version: cell for cell in row.cells}
+        row_views.append(_matrix_row_view(row, [by_version.get(version) for version in versions]))
+    wrong = sum(1 for row in row_views for cell in row["cells"] if cell["mark"] == "wrong")
+    return {"versions": [line(v) for v in versions], "rows": row_views, "wrong": wrong}
+
+
+def _matrix_row_view(row: MatrixRow, cells: list[MatrixCell | None]) -> dict[str, Any]:
+    client = line(row.client)
+    detail = line(row.detail)
+    fingerprint = line(row.client_certificate_sha256)
+    return {
+        "client": client,
+        "kind": line(_MATRIX_KINDS.get(row.kind, row.kind)),
+        "expect": line(row.expect),
+        # an access rule's request is already in its client name
+        "detail": detail if detail and detail not in client else None,
+        "fingerprint": fingerprint,
+        "fingerprint_short": (
+            fingerprint[:_FINGERPRINT_SHOWN] + "…"
+            if fingerprint and len(fingerprint) > _FINGERPRINT_SHOWN
+            else fingerprint
+        ),
+        "wrong": row.as_expected is False,
+        "cells": [_matrix_cell_view(cell, row.expect) for cell in cells],
+    }
+
+
+def _matrix_cell_view(cell: MatrixCell | None, expect: str | None) -> dict[str, Any]:
+    """``mark`` is wrong (against the policy), right (as it wants) or none (no
+    expectation, or nothing decided); the cell reads as text without its colour."""
+    if cell is None or cell.observed == "not-probed":
+        return {"text": "not probed", "mark": "none", "title": "no probe on this version"}
+    observed = line(cell.observed)
+    where = line(cell.where)
+    if cell.observed in ("allowed", "blocked"):
+        text = f"{observed} ({where})" if where else observed
+    else:
+        text = f"{observed}: {where}" if where else observed
+    mark = {True: "right", False: "wrong", None: "none"}[cell.as_expected]
+    if expect is None:
+        title = "the policy has no expectation for this client"
+    else:
+        verdict = {"right": "as expected", "wrong": "NOT as expected", "none": "undecided"}[mark]
+        title = f"expected {line(expect)}: {verdict}"
+    return {"text": text, "mark": mark, "title": title}
 
 
 def _finding_view(anchor: str, finding: Finding) -> dict[str, Any]:
