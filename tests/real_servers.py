@@ -174,10 +174,20 @@ def nginx(
 
 
 def haproxy(
-    pki: ServerPKI, workdir: Path, port: int, *, verify: str, extra: str = "", min_version: str | None = "TLSv1.3"
+    pki: ServerPKI,
+    workdir: Path,
+    port: int,
+    *,
+    verify: str,
+    extra: str = "",
+    min_version: str | None = "TLSv1.3",
+    client_ca: Path | None = None,
+    http_rules: str = "",
 ) -> list[str]:
+    """``client_ca`` replaces the PKI's ca.pem as the ca-file; ``http_rules`` are
+    frontend lines (e.g. ``http-request deny if ...``) before the final 200."""
     binary = require_binary("haproxy")
-    ca = f"ca-file {pki.path('ca.pem')}"
+    ca = f"ca-file {client_ca or pki.path('ca.pem')}"
     version = f"ssl-min-ver {min_version}" if min_version else ""
     (workdir / "haproxy.cfg").write_text(
         f"""
@@ -188,6 +198,7 @@ defaults
     timeout server 10s
 frontend mtls
     bind 127.0.0.1:{port} ssl crt {pki.path("server-haproxy.pem")} {ca} verify {verify} {extra} {version}
+    {http_rules}
     http-request return status 200 content-type text/plain string "ok"
 """
     )
@@ -266,9 +277,13 @@ def nginx_serving(
     client_ca: Path | None,
     verify: str = "on",
     protocols: str = "TLSv1.3",
+    http_directives: str = "",
+    server_directives: str = "",
 ) -> list[str]:
     """nginx serving any certificate file (leaf first, then whatever chain it holds)
-    and key; with ``client_ca`` it asks for client certificates (``verify``)."""
+    and key; with ``client_ca`` it asks for client certificates (``verify``).
+    ``http_directives`` go into the http block (e.g. a ``map``), ``server_directives``
+    into the server block before ``location /`` (e.g. ``ssl_crl``, more locations)."""
     binary = require_binary("nginx")
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (workdir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
@@ -290,6 +305,7 @@ http {{
     fastcgi_temp_path {workdir}/tmp/fastcgi;
     uwsgi_temp_path {workdir}/tmp/uwsgi;
     scgi_temp_path {workdir}/tmp/scgi;
+    {http_directives}
     server {{
         listen 127.0.0.1:{port} ssl;
         server_name {SERVER_NAME};
@@ -297,6 +313,7 @@ http {{
         ssl_certificate_key {key};
         ssl_protocols {protocols};
         {client_auth}
+        {server_directives}
         location / {{ return 200 "ok\\n"; }}
     }}
 }}

@@ -83,11 +83,12 @@ def test_checks_lists_id_title_severity_and_probes():
 def test_demo_runs_as_designed_and_writes_valid_reports(tmp_path: Path):
     result = run_cli("demo", "--output", str(tmp_path / "out"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "All 54 verdicts match" in result.stdout
+    assert "All 120 verdicts match" in result.stdout  # 12 endpoints x 10 checks
     assert "`mtls-audit scan` would exit 1" in result.stdout
     document = load_report(tmp_path / "out" / "report.json")  # validates against the schema
     assert [t.name for t in document.targets] == [
         "strict", "optional", "no-client-auth", "any-ca", "tls12-allowed", "leaf-only", "wrong-san", "expiring", "http-layer",
+        "authz-spiffe", "authz-cn", "no-expiry-check",
     ]  # fmt: skip
     html = (tmp_path / "out" / "report.html").read_text()
     assert all(t.name in html for t in document.targets)
@@ -146,7 +147,8 @@ def test_adhoc_scan_of_one_host_port(lab_process):
         "--server-name", lab_process.server_names["strict"],
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "6/6" in result.stdout
+    # Ad hoc there is no issuer and no access rule: the three identity checks skip.
+    assert "7/10" in result.stdout
 
 
 def test_only_selected_checks_run(tmp_path: Path, lab_process):
@@ -256,7 +258,7 @@ def test_json_report_written_as_results_stream_is_valid_json(tmp_path: Path, lab
     inventory = write_inventory(tmp_path / "inventory.yaml", lab_process, ["strict", "any-ca", "leaf-only"])
     run_cli("scan", str(inventory), "--json", str(tmp_path / "r.json"), "--quiet")
     document = json.loads((tmp_path / "r.json").read_text())
-    assert document["schema_version"] == SCHEMA_VERSION == "1.1"
+    assert document["schema_version"] == SCHEMA_VERSION == "1.2"
     assert document["summary"]["targets"] == 3
     assert [t["name"] for t in document["targets"]] == ["strict", "any-ca", "leaf-only"]
 

@@ -12,6 +12,7 @@ import yaml
 from test_cli import assert_one_line_error, run_cli, write_inventory
 from test_junit_schemas import assert_valid
 
+from mtls_audit.checks.registry import load_checks
 from mtls_audit.reports.json_report import load_report
 from mtls_audit.scanner.model.report import ReportDocument
 from mtls_audit.scanner.model.status import Status
@@ -46,11 +47,11 @@ def test_junit_and_ecs_outputs_from_a_scan(tmp_path: Path, lab_process):
     assert result.returncode == 1
     root = ElementTree.parse(tmp_path / "junit.xml").getroot()
     cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
-    assert len(cases) == 12
+    assert len(cases) == 2 * len(load_checks())
     assert cases[("optional", "client-cert-required")].find("failure") is not None
     assert cases[("strict", "client-cert-required")].find("failure") is None
     events = [json.loads(line) for line in (tmp_path / "events.ndjson").read_text().splitlines()]
-    assert len(events) == 13  # 12 findings + the scan summary
+    assert len(events) == 2 * len(load_checks()) + 1  # a finding per target x check, + the scan summary
     assert {e["event"]["dataset"] for e in events} == {"mtls_audit.finding", "mtls_audit.scan"}
 
 
@@ -59,7 +60,7 @@ def test_siem_to_stdout_keeps_stdout_pure_ndjson(tmp_path: Path, lab_process):
     result = run_cli("scan", str(inventory), "--siem", "ocsf", "--siem-out", "-")
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]  # every line is an event
-    assert len(events) == 7
+    assert len(events) == len(load_checks()) + 1
     assert all(e["class_uid"] in (2003, 6007) for e in events)
     assert "mtls-audit summary" in result.stderr
 
@@ -85,7 +86,7 @@ def test_report_rerenders_a_saved_json_offline(tmp_path: Path, lab_process):
         c for c in ElementTree.parse(tmp_path / "again.xml").getroot().iter("testcase") if c.find("failure") is not None
     ]
     assert [(c.get("classname"), c.get("name")) for c in failures] == [("any-ca", "wrong-ca-rejected")]
-    assert len((tmp_path / "again.ndjson").read_text().splitlines()) == 13
+    assert len((tmp_path / "again.ndjson").read_text().splitlines()) == 2 * len(load_checks()) + 1
 
 
 def test_report_rejects_what_is_not_a_report(tmp_path: Path):

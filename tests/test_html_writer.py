@@ -19,7 +19,7 @@ from mtls_audit.scanner.model.report import ReportDocument, TargetReport
 @pytest.fixture
 def document() -> ReportDocument:
     targets = _targets()
-    raw = {"schema_version": "1.1", "scan": _scan(), "summary": _summary(targets), "targets": targets}
+    raw = {"schema_version": "1.2", "scan": _scan(), "summary": _summary(targets), "targets": targets}
     return _typed(_waived(_canonical(raw)))
 
 

@@ -424,7 +424,7 @@ BAD_CASES = [
     ),
     (
         "identity-wrong-type",
-        _set("targets.0.identity", "pki/client.pem"),
+        _set("targets.0.identity", ["pki/client.pem"]),
         {},
         [T1, "field 'identity'", "must be a mapping"],
     ),

@@ -320,7 +320,7 @@ def _write_json(path, document: dict[str, Any]) -> None:
 @pytest.fixture
 def document() -> dict[str, Any]:
     targets = _targets()
-    return _canonical({"schema_version": "1.1", "scan": _scan(), "summary": _summary(targets), "targets": targets})
+    return _canonical({"schema_version": "1.2", "scan": _scan(), "summary": _summary(targets), "targets": targets})
 
 
 @pytest.fixture
@@ -451,7 +451,7 @@ def test_streaming_writer_output_parses_validates_and_keeps_order(tmp_path, docu
     assert writer.finish(typed.scan, typed.summary) == path
 
     text = path.read_text(encoding="utf-8")
-    assert text.startswith('{"schema_version": "1.1", "targets": [')
+    assert text.startswith('{"schema_version": "1.2", "targets": [')
     written = json.loads(text)
     assert _errors(validator, written) == []
     assert [t["name"] for t in written["targets"]] == ["payments-api", f"legacy {SCRIPT}", "billing-db-proxy"]
@@ -687,7 +687,7 @@ def test_html_renders_empty_lists_and_null_values(document):
 
 
 def test_html_renders_a_report_with_no_targets():
-    document = {"schema_version": "1.1", "scan": _scan(), "summary": _summary([]), "targets": []}
+    document = {"schema_version": "1.2", "scan": _scan(), "summary": _summary([]), "targets": []}
     page = render_html(_typed(document))
     assert "The report contains no targets." in page
 

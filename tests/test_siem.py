@@ -458,7 +458,7 @@ def test_demo_report_gives_one_line_per_finding_plus_a_summary(
 ) -> None:
     events = _write_report(flavor, demo_report, tmp_path / "siem.ndjson")
     findings = [(t["name"], f["check"]) for t in demo_report["targets"] for f in t["findings"]]
-    assert len(findings) == 54
+    assert len(findings) == 120
     assert len(events) == len(findings) + 1
     if flavor == "ecs":
         assert [e["event"]["dataset"] for e in events] == ["mtls_audit.finding"] * len(findings) + ["mtls_audit.scan"]
@@ -484,9 +484,9 @@ def test_demo_report_ecs_fields_are_nested_and_typed(demo_report: dict[str, Any]
         assert 0 < event["destination"]["port"] < 65536
     for name, ecs_type in ECS_SUMMARY_FIELDS.items():
         _assert_ecs_type(name, _get(events[-1], name), ecs_type)
-    # the demo's verdicts: 7 fail, 1 warn, 46 pass
+    # the demo's verdicts: 11 fail, 1 warn, 88 pass (and 20 skips, outcome unknown)
     outcomes = [e["event"]["outcome"] for e in events[:-1]]
-    assert (outcomes.count("failure"), outcomes.count("success")) == (8, 46)
+    assert (outcomes.count("failure"), outcomes.count("success")) == (12, 88)
 
 
 def test_categorization_uses_only_allowed_ecs_values() -> None:
@@ -624,7 +624,7 @@ def test_ocsf_required_attributes_are_present_and_typed(demo_report: dict[str, A
         else:
             assert "remediation" not in event
         assert isinstance(event["unmapped"]["mtls"], dict)
-    assert len({e["finding_info"]["uid"] for e in events[:-1]}) == 54  # one per target × check
+    assert len({e["finding_info"]["uid"] for e in events[:-1]}) == 120  # one per target × check
 
 
 def test_ocsf_scan_summary_is_a_scan_activity(demo_report: dict[str, Any], tmp_path: Path) -> None:
@@ -636,8 +636,8 @@ def test_ocsf_scan_summary_is_a_scan_activity(demo_report: dict[str, Any], tmp_p
         600702,
     )
     assert summary["scan"]["type_id"] == 99 and isinstance(summary["scan"]["uid"], str)
-    assert summary["total"] == summary["num_network_items"] == 9
-    assert summary["num_detections"] == 8  # 7 fail + 1 warn
+    assert summary["total"] == summary["num_network_items"] == 12
+    assert summary["num_detections"] == 12  # 11 fail + 1 warn
     assert summary["start_time"] <= summary["end_time"] == summary["time"]
     assert summary["duration"] == summary["end_time"] - summary["start_time"]
     assert (summary["status_id"], summary["status"]) == (2, "Failure")

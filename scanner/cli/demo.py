@@ -8,6 +8,8 @@ self-test of the machine it runs on.
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 import click
@@ -15,7 +17,7 @@ import trio
 import yaml
 
 from mtls_audit.checks.registry import load_checks
-from mtls_audit.reports.console import render_summary
+from mtls_audit.reports.console import render_identity_matrices, render_summary
 from mtls_audit.scanner.cli.exit_codes import MEANINGS, ExitCode, scan_exit_code
 from mtls_audit.scanner.cli.outputs import Outputs
 from mtls_audit.scanner.cli.pipeline import ScanOutcome, run_scan
@@ -31,11 +33,21 @@ from mtls_audit.scanner.probe import Timeouts
 DEMO_OPTIONS = ScanOptions(timeouts=Timeouts(connect=3, handshake=3, post_handshake=1, http=3))
 
 
+# The lab's PKCS#12 password reaches the inventory as any password does: by the
+# name of an environment variable. A fresh one per run; it is printed nowhere.
+P12_PASSWORD_ENV = "MTLS_AUDIT_LAB_P12_PASSWORD"
+
+
 def write_inventory(path: Path, endpoints: list[LabEndpoint], ports: dict[str, int]) -> None:
     inventory = {
+        "identities": {
+            "lab-client": {"cert": "pki/client.pem", "key": "pki/client.key"},
+            "web": {"pkcs12": "pki/web.p12", "password_env": P12_PASSWORD_ENV},
+        },
+        "issuer": {"cert": "pki/ca.pem", "key": "pki/issuer.key"},
         "defaults": {
             "trust": "pki/ca.pem",
-            "identity": {"cert": "pki/client.pem", "key": "pki/client.key"},
+            "identity": "lab-client",
             "expiry_warning_days": 30,
         },
         "targets": [
@@ -44,6 +56,7 @@ def write_inventory(path: Path, endpoints: list[LabEndpoint], ports: dict[str, i
                 "address": f"127.0.0.1:{ports[endpoint.name]}",
                 "server_name": endpoint.server_name,
                 "tags": ["demo"],
+                **endpoint.inventory,
             }
             for endpoint in endpoints
         ],
@@ -52,12 +65,13 @@ def write_inventory(path: Path, endpoints: list[LabEndpoint], ports: dict[str, i
     path.write_text(header + yaml.safe_dump(inventory, sort_keys=False))
 
 
-async def _scan_lab(output_dir: Path, endpoints: list[LabEndpoint]) -> ScanOutcome:
+async def _scan_lab(output_dir: Path, endpoints: list[LabEndpoint], p12_password: str) -> ScanOutcome:
     inventory_path = output_dir / "inventory.yaml"
     checks = load_checks()
     async with running_lab([endpoint.server for endpoint in endpoints]) as ports:
         write_inventory(inventory_path, endpoints, ports)
-        targets = load_inventory(inventory_path, known_checks=[c.id for c in checks])
+        environ = {**os.environ, P12_PASSWORD_ENV: p12_password}
+        targets = load_inventory(inventory_path, environ, known_checks=[c.id for c in checks])
         reports = demo_outputs(output_dir).reports()
         options = {"demo": True, "post_handshake_wait": DEMO_OPTIONS.timeouts.post_handshake}
         return await run_scan(targets, checks, DEMO_OPTIONS, reports, str(inventory_path), options)
@@ -94,20 +108,22 @@ def run_demo(output_dir: Path, quiet: bool = False) -> int:
         # The SIEM feed appends like a log; a demo run shows exactly one scan.
         (output_dir / "findings.ecs.ndjson").unlink(missing_ok=True)
         pki = create_lab_pki()
-        pki.write(output_dir / "pki")
+        p12_password = secrets.token_urlsafe(16)
+        pki.write(output_dir / "pki", p12_password.encode())
         endpoints = demo_endpoints(pki)
         if not quiet:
             click.echo(f"Lab: {len(endpoints)} TLS endpoints on 127.0.0.1, PKI in {output_dir / 'pki'}")
             for endpoint in endpoints:
                 click.echo(f"  {endpoint.name:<15} {endpoint.description}")
             click.echo("")
-        outcome = trio.run(_scan_lab, output_dir, endpoints)
+        outcome = trio.run(_scan_lab, output_dir, endpoints, p12_password)
     except (UserError, OSError) as error:
         click.echo(f"mtls-audit: error: demo could not run: {error}", err=True)
         return ExitCode.USAGE
 
     if not quiet:
         render_summary(outcome.digests)
+        render_identity_matrices(outcome.digests)
         click.echo("")
         click.echo("Reports: " + "  ".join(str(path) for _, path in demo_outputs(output_dir).files()))
         click.echo(f"Inventory used: {output_dir / 'inventory.yaml'} (the lab is stopped now)")

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mtls_audit.scanner.judge import Outcome, VersionSupport, judge, version_support
+from mtls_audit.scanner.judge import Outcome, VersionSupport, access_verdict, judge, version_support
 from mtls_audit.scanner.model.certificates import subject_text
+from mtls_audit.scanner.model.minting import DEFECTS
 from mtls_audit.scanner.model.observations import AfterHandshake, Presented, ProbeObservation
 from mtls_audit.scanner.model.target import Target
 from mtls_audit.scanner.model.text import printable
@@ -21,8 +22,14 @@ _PRESENTED = {
 
 
 def presented_text(target: Target, observation: ProbeObservation) -> str:
-    text = _PRESENTED[observation.spec.presented]
-    if observation.spec.presented is Presented.VALID and target.identity is not None:
+    presented = observation.spec.presented
+    if presented is Presented.IDENTITY:
+        text = f"identity {observation.spec.identity}"
+    elif presented in DEFECTS:
+        text = f"issuer-minted copy ({DEFECTS[presented]})"
+    else:
+        text = _PRESENTED[presented]
+    if presented is Presented.VALID and target.identity is not None:
         text += f" {subject_text(target.identity.credential.certificate)}"
     if observation.client_certificate_sha256:
         text += f" (sha256 {observation.client_certificate_sha256[:12]}…)"
@@ -78,7 +85,8 @@ def conclusion(target: Target, observation: ProbeObservation, reference: ProbeOb
     support, why = version_support(observation)
     if support is VersionSupport.REFUSED:
         return f"{observation.spec.version.value} refused"
-    verdict = judge(observation, target.app_protocol, reference)
+    judging = access_verdict if observation.spec.presented is Presented.IDENTITY else judge
+    verdict = judging(observation, target.app_protocol, reference)
     if verdict.outcome is Outcome.BLOCKED:
         assert verdict.layer is not None  # judge() names the layer of every block and admission
         return f"blocked at {verdict.layer.value}"
@@ -91,9 +99,12 @@ def conclusion(target: Target, observation: ProbeObservation, reference: ProbeOb
 def explain_lines(target: Target, observations: Sequence[ProbeObservation]) -> list[str]:
     width = max((len(o.spec.id) for o in observations), default=0)
     own = {o.spec.version: o for o in observations if o.spec.presented is Presented.VALID}
+    control = {o.spec.version: o for o in observations if o.spec.presented is Presented.MINTED}
     lines = []
     for observation in observations:
-        verdict = conclusion(target, observation, own.get(observation.spec.version))
+        # A minted copy is measured against the issuer's defect-free copy, as the checks do.
+        references = control if observation.spec.presented.minted else own
+        verdict = conclusion(target, observation, references.get(observation.spec.version))
         line = (
             f"{observation.spec.id:<{width}}  presented {presented_text(target, observation)}: "
             f"{'; '.join(happened(observation))} => {verdict}"

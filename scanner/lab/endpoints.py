@@ -5,14 +5,35 @@ to these."""
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from mtls_audit.scanner.lab.pki import LAB_DOMAIN, LabPKI
 from mtls_audit.scanner.lab.servers import ClientAuthMode, LabServerConfig
 from mtls_audit.scanner.model.observations import TLSVersion
 
-CHECK_IDS = ("client-cert-required", "wrong-ca-rejected", "tls13-only", "chain-complete", "san-match", "expiry-soon")
-ALL_PASS = dict.fromkeys(CHECK_IDS, "pass")
+CHECK_IDS = (
+    "client-cert-required",
+    "wrong-ca-rejected",
+    "tls13-only",
+    "chain-complete",
+    "san-match",
+    "expiry-soon",
+    "access-rules",
+    "client-cert-validity",
+    "unknown-identity-rejected",
+    "cert-lifetime",
+)
+# The inventory has an issuer, so every endpoint gets the minted copies; only the
+# authz endpoints declare access rules.
+ALL_PASS = dict.fromkeys(CHECK_IDS, "pass") | {"access-rules": "skip", "unknown-identity-rejected": "skip"}
+
+LAB_CLIENT_ID = f"spiffe://{LAB_DOMAIN}/lab-client"
+# Access rules of the authz endpoints: the lab client may transfer, web may not.
+TRANSFER_RULES = [
+    {"identity": "lab-client", "request": "POST /transfer", "expect": "allow"},
+    {"identity": "web", "request": "POST /transfer", "expect": "deny"},
+]
 
 
 @dataclass(frozen=True)
@@ -21,6 +42,7 @@ class LabEndpoint:
     description: str
     server: LabServerConfig
     expected: dict[str, str]  # check id -> status
+    inventory: dict[str, Any] = field(default_factory=dict)  # extra keys for its inventory entry
 
     @property
     def server_name(self) -> str:
@@ -47,6 +69,8 @@ def demo_endpoints(pki: LabPKI) -> list[LabEndpoint]:
     expiring = pki.server_leaf(f"expiring.{LAB_DOMAIN}", valid_for=datetime.timedelta(days=5))
     wrong_san = pki.server_leaf(f"wrong-san.{LAB_DOMAIN}", dns_names=("some-other-service.example",))
     leaf_only = pki.server_leaf(f"leaf-only.{LAB_DOMAIN}")
+    ledger_id = f"spiffe://{LAB_DOMAIN}/ledger"
+    ledger = pki.server_leaf(f"authz-spiffe.{LAB_DOMAIN}", spiffe_id=ledger_id)
     return [
         LabEndpoint(
             "strict",
@@ -64,13 +88,13 @@ def demo_endpoints(pki: LabPKI) -> list[LabEndpoint]:
             "no-client-auth",
             "never asks for a client certificate",
             server("no-client-auth", ClientAuthMode.NONE),
-            _expect(client_cert_required="fail", wrong_ca_rejected="fail"),
+            _expect(client_cert_required="fail", wrong_ca_rejected="fail", client_cert_validity="fail"),
         ),
         LabEndpoint(
             "any-ca",
             "requires a client certificate but accepts one from any CA",
             server("any-ca", ClientAuthMode.ANY_CA),
-            _expect(wrong_ca_rejected="fail"),
+            _expect(wrong_ca_rejected="fail", client_cert_validity="fail"),
         ),
         LabEndpoint(
             "tls12-allowed",
@@ -101,5 +125,25 @@ def demo_endpoints(pki: LabPKI) -> list[LabEndpoint]:
             "like nginx `ssl_verify_client on`: TLS lets everyone in, HTTP answers 400",
             server("http-layer", ClientAuthMode.HTTP_LAYER),
             _expect(),
+        ),
+        LabEndpoint(
+            "authz-spiffe",
+            "verifies the certificate, then lets in only the SPIFFE ID lab-client (403 for others)",
+            server("authz-spiffe", ClientAuthMode.AUTHZ_SPIFFE, leaf=ledger, allowed_identity=LAB_CLIENT_ID),
+            _expect(access_rules="pass", unknown_identity_rejected="pass"),
+            {"server_identity": ledger_id, "access": TRANSFER_RULES},
+        ),
+        LabEndpoint(
+            "authz-cn",
+            "verifies the certificate, then authorizes on the subject CN, not the SAN",
+            server("authz-cn", ClientAuthMode.AUTHZ_CN, allowed_identity="lab-client"),
+            _expect(access_rules="pass", unknown_identity_rejected="fail"),
+            {"access": TRANSFER_RULES},
+        ),
+        LabEndpoint(
+            "no-expiry-check",
+            "requires a certificate from the CA but ignores its dates and its EKU",
+            server("no-expiry-check", ClientAuthMode.NO_EXPIRY_CHECK),
+            _expect(client_cert_validity="fail"),
         ),
     ]

@@ -16,6 +16,7 @@ from functools import partial
 
 import trio
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 
 from mtls_audit.scanner.model.observations import TLSVersion
@@ -36,6 +37,19 @@ class ClientAuthMode(enum.StrEnum):
     # ticket, no alert, no HTTP answer. What a ticket-less server looks like from
     # outside; only "unknown" is a correct verdict for it.
     MUTE_AFTER_HANDSHAKE = "mute-after-handshake"
+    # Required and verified, then HTTP 403 unless the certificate's one URI SAN is the
+    # allowed SPIFFE ID: authorization done right.
+    AUTHZ_SPIFFE = "authz-spiffe"
+    # Required and verified, then HTTP 403 unless the subject CN is the allowed name:
+    # any certificate from the CA with that CN gets in, whatever its SAN says.
+    AUTHZ_CN = "authz-cn"
+    # Requires a certificate from the CA but ignores its dates and purpose, like a
+    # hand-written verify callback that checks only the signature.
+    NO_EXPIRY_CHECK = "no-expiry-check"
+
+
+# X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED, X509_V_ERR_INVALID_PURPOSE
+_DATE_AND_PURPOSE_ERRORS = frozenset({9, 10, 26})
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,7 @@ class LabServerConfig:
     client_ca: x509.Certificate | None = None
     min_version: TLSVersion = TLSVersion.TLS1_3
     max_version: TLSVersion = TLSVersion.TLS1_3
+    allowed_identity: str | None = None  # the SPIFFE ID or CN the authz modes let in
 
 
 def _context(config: LabServerConfig) -> SSL.Context:
@@ -66,8 +81,10 @@ def _context(config: LabServerConfig) -> SSL.Context:
         context.add_client_ca(config.client_ca)
 
     mode = config.client_auth
-    if mode is ClientAuthMode.REQUIRED:
+    if mode in (ClientAuthMode.REQUIRED, ClientAuthMode.AUTHZ_SPIFFE, ClientAuthMode.AUTHZ_CN):
         context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT)
+    elif mode is ClientAuthMode.NO_EXPIRY_CHECK:
+        context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _ignore_dates_and_purpose)
     elif mode in (ClientAuthMode.OPTIONAL, ClientAuthMode.MUTE_AFTER_HANDSHAKE):
         context.set_verify(SSL.VERIFY_PEER)
     elif mode is ClientAuthMode.ANY_CA:
@@ -84,6 +101,25 @@ def _remember_verification(connection: SSL.Connection, cert, errno: int, depth: 
     if not ok:
         connection.set_app_data("verify-failed")
     return True
+
+
+def _ignore_dates_and_purpose(connection: SSL.Connection, cert, errno: int, depth: int, ok: int) -> bool:
+    return bool(ok) or errno in _DATE_AND_PURPOSE_ERRORS
+
+
+def _authorized(config: LabServerConfig, connection: SSL.Connection) -> bool:
+    peer = connection.get_peer_certificate()
+    if peer is None:
+        return False
+    certificate = peer.to_cryptography()
+    if config.client_auth is ClientAuthMode.AUTHZ_CN:
+        names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return [n.value for n in names] == [config.allowed_identity]
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    return san.get_values_for_type(x509.UniformResourceIdentifier) == [config.allowed_identity]
 
 
 async def _flush(stream: trio.SocketStream, connection: SSL.Connection) -> None:
@@ -153,6 +189,10 @@ async def _serve_tls(context: SSL.Context, config: LabServerConfig, stream: trio
             status, body = "400 Bad Request", "No required SSL certificate was sent\n"
         elif connection.get_app_data() == "verify-failed":
             status, body = "400 Bad Request", "The SSL certificate error\n"
+    if config.client_auth in (ClientAuthMode.AUTHZ_SPIFFE, ClientAuthMode.AUTHZ_CN) and not _authorized(
+        config, connection
+    ):
+        status, body = "403 Forbidden", "this identity may not call this service\n"
     connection.sendall(
         f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
         f"Connection: close\r\n\r\n{body}".encode()

@@ -1,0 +1,3 @@
+module mtlsaudit.test/goclientauthserver
+
+go 1.19
