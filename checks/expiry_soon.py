@@ -48,7 +48,8 @@ def evaluate(evidence: Evidence) -> Finding:
         elif left.total_seconds() <= 0:
             expired.append(f"{label} expired on {not_after.date()}")
         elif left < horizon:
-            expiring.append(f"{label} expires in {left.total_seconds() / 86400:.0f} days ({not_after.date()})")
+            days = round(left.total_seconds() / 86400)
+            expiring.append(f"{label} expires in {days} day{'' if days == 1 else 's'} ({not_after.date()})")
     facts: dict[str, Any] = {"warning_days": target.expiry_warning_days, "certificates": certificates}
     if expired:
         return CHECK.finding(Status.FAIL, "; ".join(expired), REMEDIATION, **facts)

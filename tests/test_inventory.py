@@ -838,12 +838,15 @@ def test_target_from_command_line(workdir: Path, pki: PKI, monkeypatch: pytest.M
         ({"key": None}, "--key: missing: --cert needs --key too"),
         ({"cert": None}, "--cert: missing: --key needs --cert too"),
         ({"key": Path("pki/other.key")}, "--key: key pki/other.key does not match certificate pki/client.pem"),
-        ({"key": Path("pki/client-encrypted.key")}, "--key: pki/client-encrypted.key is encrypted; set --password-env"),
+        (
+            {"key": Path("pki/client-encrypted.key")},
+            "--key: pki/client-encrypted.key is encrypted; set --key-password-env",
+        ),
         (
             {"key": Path("pki/client-encrypted.key"), "password_env": "KEY_PW", "environ": {"KEY_PW": "nope"}},
             "--key: wrong password for pki/client-encrypted.key",
         ),
-        ({"password_env": "KEY_PW"}, "--password-env: environment variable KEY_PW is not set"),
+        ({"password_env": "KEY_PW"}, "--key-password-env: environment variable KEY_PW is not set"),
         ({"server_name": "a b"}, "--server-name: 'a b' is not a host name"),
     ],
 )

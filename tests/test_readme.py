@@ -84,3 +84,58 @@ def test_readme_plugin_example_is_a_working_check(tmp_path: Path, monkeypatch):
     refuses_12 = evidence(make_target(), version_refused(spec(Presented.VALID, TLSVersion.TLS1_2)))
     assert check.evaluate(speaks_12).status is Status.FAIL
     assert check.evaluate(refuses_12).status is Status.PASS
+
+
+def test_readme_identities_example_loads(tmp_path: Path, monkeypatch):
+    """The "Who gets in" inventory, with real files behind every path."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from mtls_audit.scanner.credentials.factory import CLIENT_AUTH, common_name, issue
+    from mtls_audit.scanner.model.target import Expect
+
+    example = re.search(r"```yaml\n(identities:.*?)```", README, re.S).group(1)
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    ca = issue(common_name("issuing CA"), is_ca=True)
+
+    def client(name: str, path: str) -> None:
+        issued = issue(
+            common_name(name),
+            issuer=ca,
+            subject_alternative_names=[x509.UniformResourceIdentifier(f"spiffe://svc/{name}")],
+            extended_key_usages=[CLIENT_AUTH],
+        )
+        (pki / f"{path}.pem").write_bytes(issued.certificate.public_bytes(serialization.Encoding.PEM))
+        (pki / f"{path}.key").write_bytes(_pem_key(issued.private_key))
+
+    client("payment", "payment")
+    client("payment", "payment-revoked")
+    web = issue(common_name("web"), issuer=ca, extended_key_usages=[CLIENT_AUTH])
+    (pki / "web.p12").write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"web", web.private_key, web.certificate, None, serialization.BestAvailableEncryption(b"p12-pw")
+        )
+    )
+    (pki / "issuing-ca.pem").write_bytes(ca.certificate.public_bytes(serialization.Encoding.PEM))
+    (pki / "issuing-ca.key").write_bytes(_pem_key(ca.private_key))
+    (pki / "ca.pem").write_bytes(ca.certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "inventory.yaml").write_text(example)
+    monkeypatch.setenv("WEB_P12_PASSWORD", "p12-pw")
+
+    (ledger,) = load_inventory(tmp_path / "inventory.yaml")
+    assert ledger.server_identity == "spiffe://svc/ledger" and not ledger.match_server_name
+    assert ledger.identity is not None and ledger.identity.name == "payment"
+    assert ledger.issuer is not None and ledger.issuer.certificate == ca.certificate
+    assert [(r.name, r.request, r.expect) for r in ledger.access] == [
+        ("payment", "POST /transfer", Expect.ALLOW),
+        ("web", "POST /transfer", Expect.DENY),
+        ("retired-payment", None, Expect.DENY),
+    ]
+    assert ledger.access[1].identity.pkcs12
+
+
+def _pem_key(key) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )

@@ -86,15 +86,20 @@ def finding_extras(context: TargetContext, finding: Finding) -> dict[str, Any]:
 
 def _evidence_entries(evidence: dict[str, Any]) -> list[dict[str, Any]]:
     """The per-probe entries a finding's evidence carries (evidence is free-form per
-    check, so it is read defensively): ``probes``, and the ``attempts`` of each
-    ``per_version`` entry."""
+    check, so it is read defensively): ``probes``, the ``attempts`` of each
+    ``per_version`` entry, the ``probes`` of each access rule (``rules``) and minted
+    copy (``minted``), and the minted ``control``."""
     probes = evidence.get("probes")
     candidates = list(probes) if isinstance(probes, list | tuple) else []
-    per_version = evidence.get("per_version")
-    for version in per_version if isinstance(per_version, list | tuple) else ():
-        attempts = version.get("attempts") if isinstance(version, dict) else None
-        if isinstance(attempts, list | tuple):
-            candidates += attempts
+    for group, key in (("per_version", "attempts"), ("rules", "probes"), ("minted", "probes")):
+        entries = evidence.get(group)
+        for entry in entries if isinstance(entries, list | tuple) else ():
+            nested = entry.get(key) if isinstance(entry, dict) else None
+            if isinstance(nested, list | tuple):
+                candidates += nested
+    control = evidence.get("control")
+    if isinstance(control, list | tuple):
+        candidates += control
     return [entry for entry in candidates if isinstance(entry, dict) and "probe" in entry]
 
 

@@ -39,9 +39,14 @@ def scan_options(function: F) -> F:
             ),
             click.option("--key", type=click.Path(path_type=Path), help="Ad-hoc target: client private key (PEM)."),
             click.option(
+                "--pkcs12",
+                type=click.Path(path_type=Path),
+                help="Ad-hoc target: client certificate, chain and key in one PKCS#12 bundle (instead of --cert/--key).",
+            ),
+            click.option(
                 "--key-password-env",
                 metavar="VAR",
-                help="Ad-hoc target: environment variable holding the key's password.",
+                help="Ad-hoc target: environment variable holding the key's (or the PKCS#12 bundle's) password.",
             ),
             click.option(
                 "--server-name", help="Ad-hoc target: SNI and the name the server cert must match (default: the host)."

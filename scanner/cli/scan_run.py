@@ -14,7 +14,7 @@ import click
 import trio
 
 from mtls_audit.checks.base import Check
-from mtls_audit.reports.console import render_summary, render_triage_notes
+from mtls_audit.reports.console import render_identity_matrices, render_summary, render_triage_notes
 from mtls_audit.reports.json_report import ReportError, load_report
 from mtls_audit.reports.progress import ScanProgress
 from mtls_audit.scanner.cli.exit_codes import ExitCode, scan_exit_code
@@ -110,6 +110,7 @@ def execute_scan(
     stream = sys.stderr if outputs.siem_to_stdout else sys.stdout
     if not quiet:
         render_summary(outcome.digests, stream=stream)
+        render_identity_matrices(outcome.digests, stream=stream)
         render_triage_notes(outcome.scan, stream=stream)
         failed = {failure.where for failure in outcome.failed_reports}
         for report in reports:

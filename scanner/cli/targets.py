@@ -9,7 +9,7 @@ from mtls_audit.scanner.inventory import load_inventory, target_from_command_lin
 from mtls_audit.scanner.model.errors import UserError
 from mtls_audit.scanner.model.target import Target
 
-_ADHOC_FLAGS = ("ca", "cert", "key", "server_name", "key_password_env")
+_ADHOC_FLAGS = ("ca", "cert", "key", "pkcs12", "server_name", "key_password_env")
 
 
 def targets_from(source: str, options: dict[str, Any], known_checks: list[str]) -> tuple[list[Target], str | None]:
@@ -30,6 +30,7 @@ def targets_from(source: str, options: dict[str, Any], known_checks: list[str]) 
         ca=options["ca"],
         cert=options.get("cert"),
         key=options.get("key"),
+        pkcs12=options.get("pkcs12"),
         server_name=options.get("server_name"),
         password_env=options.get("key_password_env"),
     )

@@ -45,7 +45,7 @@ class ScanOptions:
         return 4 * self.concurrency
 
 
-class _Credentials:
+class _RunCredentials:
     """The scan's minted credentials: one rogue CA, and one Minter per issuer."""
 
     def __init__(self, now: datetime) -> None:
@@ -125,7 +125,7 @@ async def scan(
     """Scan every target; send one TargetResult per target, in inventory order."""
     now = now or datetime.now(UTC)
     limits = _Limits(options)
-    minted = _Credentials(now)
+    run = _RunCredentials(now)
     window: OrderedWindow[TargetResult] = OrderedWindow(results, options.reorder_window)
     async with results, trio.open_nursery() as nursery:
         for position, target in enumerate(targets):
@@ -134,7 +134,7 @@ async def scan(
             await window.admit(position)
             slot = object()
             await limits.targets.acquire_on_behalf_of(slot)
-            nursery.start_soon(_scan_and_deliver, position, target, checks, options, limits, minted, window, now, slot)
+            nursery.start_soon(_scan_and_deliver, position, target, checks, options, limits, run, window, now, slot)
 
 
 async def _scan_and_deliver(
@@ -143,13 +143,13 @@ async def _scan_and_deliver(
     checks: Sequence[Check],
     options: ScanOptions,
     limits: _Limits,
-    minted: _Credentials,
+    run: _RunCredentials,
     window: OrderedWindow[TargetResult],
     now: datetime,
     slot: object,
 ) -> None:
     try:
-        result = await scan_target(target, checks, options, limits, minted, now)
+        result = await scan_target(target, checks, options, limits, run, now)
     finally:
         limits.targets.release_on_behalf_of(slot)
     await window.deliver(position, result)
@@ -160,14 +160,14 @@ async def scan_target(
     checks: Sequence[Check],
     options: ScanOptions,
     limits: _Limits,
-    minted: _Credentials,
+    run: _RunCredentials,
     now: datetime,
 ) -> TargetResult:
     enabled, skipped = checks_for(target, checks)
     needs: set[Needs] = set().union(*(check.needs for check in enabled))
     endpoint = Endpoint(target.host, target.port, target.sni)
     own = target.identity.credential if target.identity else None
-    forged = minted.impostors.for_identity(own.certificate if own else None)
+    forged = run.impostors.for_identity(own.certificate if own else None)
     credentials: dict[Presented, ClientCredential | None] = {
         Presented.VALID: own,
         Presented.NO_CERT: None,
@@ -175,7 +175,7 @@ async def scan_target(
         Presented.SELF_SIGNED: forged.self_signed,
     }
     if Needs.MINTED in needs and target.issuer is not None:
-        credentials.update(minted.minter(target.issuer).for_target(target))
+        credentials.update(run.minter(target.issuer).for_target(target))
     named = {rule.name: rule.identity.credential for rule in target.access}
     observations: list[ProbeObservation] = []
 

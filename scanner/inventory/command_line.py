@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mtls_audit.scanner.credentials.files import (
     CredentialError,
     load_certificates,
+    load_pkcs12_credential,
     load_private_key,
     make_client_credential,
 )
@@ -25,6 +26,7 @@ def target_from_command_line(
     cert: Path | None,
     key: Path | None,
     server_name: str | None,
+    pkcs12: Path | None = None,
     password_env: str | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> Target:
@@ -51,18 +53,23 @@ def target_from_command_line(
         raise fail("--ca", str(error)) from None
 
     identity = None
+    if pkcs12 is not None and (cert is not None or key is not None):
+        raise fail("--pkcs12", "give either --pkcs12 or --cert and --key, not both")
     if (cert is None) != (key is None):
         given, missing = ("--cert", "--key") if key is None else ("--key", "--cert")
         raise fail(missing, f"missing: {given} needs {missing} too")
-    if password_env is not None and cert is None:
-        raise fail("--password-env", "only makes sense with --cert and --key")
+    if password_env is not None and cert is None and pkcs12 is None:
+        raise fail("--key-password-env", "only makes sense with --cert and --key, or --pkcs12")
+    if pkcs12 is not None:
+        password = _password(password_env, environ, fail)
+        try:
+            credential = load_pkcs12_credential(Path(pkcs12), password)
+        except CredentialError as error:
+            raise fail("--pkcs12", password_hint(str(error), "--key-password-env")) from None
+        path = Path(pkcs12).absolute()
+        identity = ClientIdentity(credential, path, path, pkcs12=True, password_env=password_env)
     if cert is not None and key is not None:
-        password = None
-        if password_env is not None:
-            try:
-                password = password_from_env(password_env, environ)
-            except ValueError as error:
-                raise fail("--password-env", str(error)) from None
+        password = _password(password_env, environ, fail)
         try:
             certificates = load_certificates(Path(cert))
         except CredentialError as error:
@@ -71,8 +78,13 @@ def target_from_command_line(
             private_key = load_private_key(Path(key), password)
             credential = make_client_credential(certificates, private_key, cert_display=str(cert), key_display=str(key))
         except CredentialError as error:
-            raise fail("--key", password_hint(str(error), "--password-env")) from None
-        identity = ClientIdentity(credential=credential, cert_path=Path(cert).absolute(), key_path=Path(key).absolute())
+            raise fail("--key", password_hint(str(error), "--key-password-env")) from None
+        identity = ClientIdentity(
+            credential=credential,
+            cert_path=Path(cert).absolute(),
+            key_path=Path(key).absolute(),
+            password_env=password_env,
+        )
 
     return Target(
         name=address,
@@ -84,3 +96,14 @@ def target_from_command_line(
         trust_path=Path(ca).absolute(),
         identity=identity,
     )
+
+
+def _password(
+    password_env: str | None, environ: Mapping[str, str], fail: Callable[[str, str], InventoryError]
+) -> bytes | None:
+    if password_env is None:
+        return None
+    try:
+        return password_from_env(password_env, environ)
+    except ValueError as error:
+        raise fail("--key-password-env", str(error)) from None

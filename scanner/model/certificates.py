@@ -18,7 +18,8 @@ from mtls_audit.scanner.model.report import CertificateSummary
 
 def subject_text(certificate: x509.Certificate) -> str:
     try:
-        return certificate.subject.rfc4514_string()
+        # X.509-SVIDs may have an empty subject: the URI SAN is the identity.
+        return certificate.subject.rfc4514_string() or "<empty subject>"
     except ValueError:
         return "<undecodable subject>"
 
