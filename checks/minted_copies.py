@@ -16,7 +16,7 @@ from mtls_audit.checks.common import probe_entry, unscannable, versions_in_play
 from mtls_audit.scanner.judge import Outcome, judge, judge_attempts, repro_command
 from mtls_audit.scanner.model.finding import ReproCommand
 from mtls_audit.scanner.model.minting import DEFECTS, unavailable_variants
-from mtls_audit.scanner.model.observations import Presented
+from mtls_audit.scanner.model.observations import Presented, ProbeObservation
 
 NO_ISSUER = (
     "the inventory names no issuer, so no certificates with a defect could be minted "
@@ -46,23 +46,21 @@ def evaluate_copies(evidence: Evidence, check: Check, variants: Sequence[Present
     }
     admitted: list[str] = []
     undecided: list[str] = []
+    refused_control: list[tuple[ProbeObservation, str]] = []
     for version in versions_in_play(evidence):
         reference = evidence.probe(Presented.MINTED, version)
         if reference is None:
-            undecided.append(f"{Presented.MINTED.value}@{version.short}: not probed")
+            # Only a copy the issuer could not sign goes unprobed on an accepted version.
+            undecided.append(f"{Presented.MINTED.value}@{version.short}: not probed (the issuer could not mint a copy)")
             continue
         control_verdict = judge(reference, target.app_protocol)
         control.append(probe_entry(reference, control_verdict))
         if control_verdict.outcome is not Outcome.ACCEPTED:
-            return check.finding(
-                Status.ERROR,
-                f"the issuer's defect-free copy of the identity was not let in on {version.value} "
-                f"({control_verdict.outcome.value}: {control_verdict.reason}): the server does not accept "
-                "this issuer's certificates here, so refusing the defective copies proves nothing",
-                "Set issuer: to the CA the server trusts for client certificates (a test CA, never production).",
-                commands=[repro_command(target, reference.spec)],
-                control=control,
+            # On this version a refused copy proves nothing; another version may still.
+            refused_control.append(
+                (reference, f"{version.value} ({control_verdict.outcome.value}: {control_verdict.reason})")
             )
+            continue
         for variant in tested:
             attempts = evidence.attempts(variant, version)
             if not attempts:
@@ -83,6 +81,17 @@ def evaluate_copies(evidence: Evidence, check: Check, variants: Sequence[Present
                 for o, v in zip(attempts, verdicts.verdicts, strict=True)
                 if v.outcome is not Outcome.BLOCKED
             ]
+    if refused_control and not admitted:
+        return check.finding(
+            Status.ERROR,
+            "the issuer's defect-free copy of the identity was not let in on "
+            + "; ".join(why for _, why in refused_control)
+            + ": the server does not accept this issuer's certificates there, so refusing the defective "
+            "copies proves nothing",
+            "Set issuer: to the CA the server trusts for client certificates (a test CA, never production).",
+            commands=[repro_command(target, reference.spec) for reference, _ in refused_control],
+            control=control,
+        )
     facts: dict[str, Any] = {"control": control, "minted": list(copies.values())}
     if not_minted:
         facts["not_minted"] = not_minted

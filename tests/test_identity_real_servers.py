@@ -41,18 +41,9 @@ from identity_servers import (
 )
 from real_servers import SERVER_NAME, ServerProcess, free_port, require_binary
 
-CHECKS = (
-    "client-cert-required",
-    "wrong-ca-rejected",
-    "tls13-only",
-    "chain-complete",
-    "san-match",
-    "expiry-soon",
-    "access-rules",
-    "client-cert-validity",
-    "unknown-identity-rejected",
-    "cert-lifetime",
-)
+from mtls_audit.checks.registry import BUILTIN_ORDER
+
+CHECKS = BUILTIN_ORDER
 
 
 def expect(**changes: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ password can't end up in a log or a report.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,9 @@ _SIGNING_KEY_TYPES = (
 )
 
 _PEM_MARKER = b"-----BEGIN "
+# A "path" this long made of nothing but the base64 alphabet (no dot, dash or
+# underscore anywhere) is key or bundle data pasted in, such as a Kubernetes secret's value.
+_INLINE_BASE64 = re.compile(r"[A-Za-z0-9+/=]{100,}")
 
 
 class CredentialError(UserError):
@@ -107,6 +111,8 @@ def load_pkcs12_credential(path: Path, password: bytes | None, *, display: str |
     bundle's other certificates are its chain, in bundle order."""
     name = _display(path, display)
     data = _read(path, name)
+    if _PEM_MARKER in data:
+        raise CredentialError(f"{name} is PEM, not PKCS#12: give it as cert and key instead")
     try:
         key, leaf, extra = pkcs12.load_key_and_certificates(data, password)
     except UnsupportedAlgorithm:
@@ -136,15 +142,17 @@ def make_client_credential(
     *,
     cert_display: str,
     key_display: str,
+    owner: str = "the client's own",
 ) -> ClientCredential:
-    """Pair already-loaded material, checking the key belongs to the leaf (the first cert)."""
+    """Pair already-loaded material, checking the key belongs to the leaf (the first
+    cert); ``owner`` says whose certificate comes first, for the message."""
     if not certificates:
         raise CredentialError(f"{cert_display} holds no certificate")
     leaf, *chain = certificates
     if _spki(key.public_key()) != _spki(leaf.public_key()):
         raise CredentialError(
             f"key {key_display} does not match certificate {cert_display} "
-            "(the first certificate in the file must be the client's own)"
+            f"(the first certificate in the file must be {owner})"
         )
     return ClientCredential(certificate=leaf, chain=tuple(chain), private_key=key)
 
@@ -212,6 +220,16 @@ def _no_key_reason(data: bytes, name: str) -> str:
     return f"{name} holds no PEM or DER private key"
 
 
+def looks_like_inline_data(value: str) -> bool:
+    """``value`` holds PEM text or base64 (a pasted key, a Kubernetes secret's
+    bundle) instead of a file path: it must never be echoed."""
+    return (
+        "-----BEGIN" in value or "\n" in value or any(_INLINE_BASE64.fullmatch(segment) for segment in value.split("/"))
+    )
+
+
 def _display(path: Path, display: str | None) -> str:
     text = display if display is not None else str(path)
+    if "-----BEGIN" in text or _INLINE_BASE64.fullmatch(text.strip()):
+        return "<inline key or certificate data, not a file path>"
     return text.replace("\r", "\\r").replace("\n", "\\n")

@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from mtls_audit.scanner.credentials.factory import new_key
 from mtls_audit.scanner.model.minting import (
     UNKNOWN_PATH_PREFIX,
+    name_for_common_name,
     subject_alternative_names,
     trust_domain_for,
     unavailable_variants,
@@ -132,16 +133,13 @@ def _default_validity(now: datetime.datetime) -> Callable[[x509.CertificateBuild
 
 def _with_common_name(template: x509.Certificate | None) -> x509.Name | None:
     """The identity's subject, given a CN from its first SAN if it has none: the
-    "identity only in the CN" variant must still name the identity somewhere."""
+    "identity only in the CN" copy must still name the identity somewhere."""
     if template is None or template.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
         return None
-    names = subject_alternative_names(template)
-    first = names[0].value if names else None
-    if not isinstance(first, str):
-        return None
-    return x509.Name(
-        [*template.subject.rdns, x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, first[:64])])]
-    )
+    name = name_for_common_name(template)
+    assert name is not None  # unavailable_variants() keeps cn-only from being minted without one
+    common_name = x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    return x509.Name([*template.subject.rdns, common_name])
 
 
 def _is_spiffe(name: x509.GeneralName) -> bool:

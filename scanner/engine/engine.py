@@ -175,7 +175,10 @@ async def scan_target(
         Presented.SELF_SIGNED: forged.self_signed,
     }
     if Needs.MINTED in needs and target.issuer is not None:
-        credentials.update(run.minter(target.issuer).for_target(target))
+        try:
+            credentials.update(run.minter(target.issuer).for_target(target))
+        except Exception:  # noqa: BLE001 - an identity the issuer cannot re-sign costs its copies, not the scan
+            pass  # nothing minted, nothing probed: the checks report "not probed" as an error
     named = {rule.name: rule.identity.credential for rule in target.access}
     observations: list[ProbeObservation] = []
 

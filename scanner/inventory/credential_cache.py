@@ -23,6 +23,7 @@ from mtls_audit.scanner.credentials.files import (
     load_certificates,
     load_pkcs12_credential,
     load_private_key,
+    looks_like_inline_data,
     make_client_credential,
 )
 from mtls_audit.scanner.inventory.errors import FieldError
@@ -102,7 +103,7 @@ class CredentialCache:
         try:
             key = load_private_key(issuer_key_path, password, display=issuer_key_display)
             credential = make_client_credential(
-                certificates, key, cert_display=value["cert"], key_display=issuer_key_display
+                certificates, key, cert_display=value["cert"], key_display=issuer_key_display, owner="the issuer's"
             )
         except CredentialError as error:
             raise FieldError("issuer.key", password_hint(str(error), "issuer.password_env")) from None
@@ -209,9 +210,9 @@ class CredentialCache:
     def _resolve(self, value: Any, field: str) -> tuple[str, Path]:
         if not isinstance(value, str) or not value.strip():
             raise FieldError(field, f"must be a file path, got {describe(value)}")
-        if "-----BEGIN" in value or "\n" in value:
+        if looks_like_inline_data(value):
             # Never echo it: it may be a pasted private key.
-            raise FieldError(field, "must be a file path, not inline PEM text")
+            raise FieldError(field, "must be a file path, not inline PEM or base64 data")
         return value, self.base_dir / Path(value).expanduser()
 
     def _certificates_at(self, value: Any, field: str) -> tuple[Path, tuple[x509.Certificate, ...]]:

@@ -23,18 +23,18 @@ _Choice = TypeVar("_Choice", bound=Enum)
 
 
 def expiry_warning_days(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError("expiry_warning_days", f"must be a whole number of days, got {describe(value)}")
-    if value < 0:
-        raise FieldError("expiry_warning_days", f"must be 0 or more, got {value}")
-    return value
+    return _days(value, "expiry_warning_days", minimum=0)
 
 
 def max_cert_lifetime_days(value: Any) -> int:
+    return _days(value, "max_cert_lifetime_days", minimum=1)
+
+
+def _days(value: Any, field: str, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError("max_cert_lifetime_days", f"must be a whole number of days, got {describe(value)}")
-    if value < 1:
-        raise FieldError("max_cert_lifetime_days", f"must be 1 or more, got {value}")
+        raise FieldError(field, f"must be a whole number of days, got {describe(value)}")
+    if value < minimum:
+        raise FieldError(field, f"must be {minimum} or more, got {value}")
     return value
 
 
@@ -63,7 +63,7 @@ def request(value: Any, field: str) -> tuple[str, str]:
     try:
         return method, http_path(path.strip())
     except FieldError as error:
-        raise FieldError(field, f"the path {error.reason}") from None
+        raise FieldError(field, f"the path in {show(value)} {error.reason}") from None
 
 
 def min_tls_version(value: Any) -> TLSVersion:

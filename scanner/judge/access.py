@@ -22,9 +22,17 @@ def access_verdict(
 ) -> ProbeVerdict:
     verdict = judge(observation, app_protocol, reference)
     http = observation.http
-    if verdict.outcome is Outcome.UNKNOWN and http is not None and http.status is not None:
+    if http is None:
+        return verdict  # probe: none, or no request was made: the TLS layer decides
+    if verdict.outcome is Outcome.UNKNOWN and http.status is not None:
         line = f"{http.status} {http.reason}".rstrip()
         return ProbeVerdict(Outcome.ACCEPTED, Layer.HTTP, f"the request reached the application: HTTP {line}")
+    if verdict.outcome is Outcome.ACCEPTED and http.status is None:
+        # TLS let the identity connect; whether the application lets it make this
+        # request is what the rule asks, and nothing answered that.
+        return ProbeVerdict(
+            Outcome.UNKNOWN, None, f"TLS let the identity in, but the request got no HTTP answer ({http.error})"
+        )
     return verdict
 
 

@@ -5,6 +5,7 @@ credentials package's; the checks use this to say why a variant was not probed."
 from __future__ import annotations
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from mtls_audit.scanner.model.observations import Presented
 from mtls_audit.scanner.model.spiffe import SpiffeId, parse_spiffe_id, spiffe_id_or_none
@@ -37,6 +38,18 @@ def subject_alternative_names(certificate: x509.Certificate | None) -> list[x509
         return []
 
 
+def name_for_common_name(certificate: x509.Certificate) -> str | None:
+    """What the cn-only copy puts in its CN: the identity's CN if it has one, else its
+    first SAN that is a name (DNS, URI, e-mail, IP); None if it has neither."""
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if names:
+        return str(names[0].value)
+    for name in subject_alternative_names(certificate):
+        if isinstance(name, x509.DNSName | x509.UniformResourceIdentifier | x509.RFC822Name | x509.IPAddress):
+            return str(name.value)[:64]  # ub-common-name (RFC 5280)
+    return None
+
+
 def spiffe_ids(certificate: x509.Certificate | None) -> list[SpiffeId]:
     found = []
     for name in subject_alternative_names(certificate):
@@ -62,12 +75,12 @@ def unavailable_variants(target: Target) -> dict[Presented, str]:
     """The variants that cannot be minted for ``target``, with why."""
     reasons: dict[Presented, str] = {}
     identity = target.identity.credential.certificate if target.identity else None
-    if not subject_alternative_names(identity):
-        reasons[Presented.CN_ONLY] = (
-            "the target's identity has no subjectAltName to drop"
-            if identity is not None
-            else "the target has no client identity to copy"
-        )
+    if identity is None:
+        reasons[Presented.CN_ONLY] = "the target has no client identity to copy"
+    elif not subject_alternative_names(identity):
+        reasons[Presented.CN_ONLY] = "the target's identity has no subjectAltName to drop"
+    elif name_for_common_name(identity) is None:
+        reasons[Presented.CN_ONLY] = "the target's identity has no CN and no SAN that is a name to put in one"
     if trust_domain_for(target) is None:
         reasons[Presented.UNKNOWN_SPIFFE_ID] = (
             "no SPIFFE trust domain known (neither the target's identity nor its server_identity is a SPIFFE ID)"
