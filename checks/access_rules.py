@@ -25,8 +25,7 @@ REMEDIATION = (
 
 
 def rule_label(rule: AccessRule, target: Target) -> str:
-    request = rule.request or f"GET {target.http_path}"
-    return f"{rule.name} {request} (expect {rule.expect.value})"
+    return f"{rule.name} {rule.request_made(target.http_path)} (expect {rule.expect.value})"
 
 
 def evaluate(evidence: Evidence) -> Finding:
@@ -44,7 +43,7 @@ def evaluate(evidence: Evidence) -> Finding:
         label = rule_label(rule, target)
         entry: dict[str, Any] = {
             "identity": rule.name,
-            "request": rule.request or f"GET {target.http_path}",
+            "request": rule.request_made(target.http_path),
             "expect": rule.expect.value,
             "probes": [],
         }

@@ -59,12 +59,17 @@ class Minter:
         template = identity.certificate if identity else None
         now = self._now
         unknown = trust_domain_for(target)
+        in_date = _default_validity(now)
 
-        def mint(change: Callable[[x509.CertificateBuilder], x509.CertificateBuilder] | None = None,
-                 *, sans: list[x509.GeneralName] | None = None, usages: list[x509.ObjectIdentifier] | None = None,
-                 subject: x509.Name | None = None) -> ClientCredential:  # fmt: skip
+        def mint(
+            dates: Callable[[x509.CertificateBuilder], x509.CertificateBuilder] = in_date,
+            *,
+            sans: list[x509.GeneralName] | None = None,
+            usages: list[x509.ObjectIdentifier] | None = None,
+            subject: x509.Name | None = None,
+        ) -> ClientCredential:
             builder = self._builder(template, private_key, sans=sans, usages=usages, subject=subject)
-            builder = (change or _default_validity(now))(builder)
+            builder = dates(builder)
             certificate = builder.sign(self._issuer.private_key, _hash_for(self._issuer.private_key))
             return ClientCredential(certificate, (self._issuer.certificate, *self._issuer.chain), private_key)
 

@@ -80,6 +80,10 @@ class AccessRule:
         """``POST /transfer``, or None for the target's own probe request."""
         return None if self.path is None else f"{self.method} {self.path}"
 
+    def request_made(self, http_path: str) -> str:
+        """The request as made: the rule's, or ``GET http_path``."""
+        return self.request or f"GET {http_path}"
+
 
 @dataclass(frozen=True, slots=True)
 class Issuer:
