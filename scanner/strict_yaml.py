@@ -70,6 +70,9 @@ class _StrictStreaming(Composer, SafeConstructor):
         self._source = source
         self._depth = 0  # of the node being composed: the root is 1
         self._entries_may_stream = False  # for the innermost list being composed
+        # The line (1-based) of each streamed entry, in order: in an inventory, the
+        # targets' lines (SARIF points at them).
+        self.entry_lines: list[int] = []
 
     def _check_syntax(self) -> None:
         """Raise the stream's first syntax error, if any, before anything is composed."""
@@ -106,6 +109,7 @@ class _StrictStreaming(Composer, SafeConstructor):
             and isinstance(parent, SequenceNode)
             and parent.tag == _SEQUENCE_TAG
         ):
+            self.entry_lines.append(node.start_mark.line + 1)
             return _Constructed(self.construct_document(node))
         return node
 

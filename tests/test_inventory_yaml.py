@@ -73,13 +73,14 @@ def test_libyaml_is_the_parser_when_pyyaml_has_it() -> None:
 @needs_libyaml
 def test_inventories_are_read_with_libyaml(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loaders: list[type] = []
-    real_load = yaml.load
+    real_loader = strict_yaml.StrictSafeLoader
 
-    def spy(stream, Loader):
-        loaders.append(Loader)
-        return real_load(stream, Loader=Loader)
+    class Spy(real_loader):
+        def __init__(self, stream) -> None:
+            loaders.append(real_loader)
+            super().__init__(stream)
 
-    monkeypatch.setattr(yaml, "load", spy)
+    monkeypatch.setattr(strict_yaml, "StrictSafeLoader", Spy)
     path = workdir / "inventory.yaml"
     path.write_text(GOOD)
     assert [t.name for t in load_inventory(path, {})] == ["one", "[::1]:9443"]

@@ -73,6 +73,8 @@ def judge_target(
         findings=tuple(findings),
         probes=evidence.observations,
         identity_matrix=identity_matrix(target, evidence.observations),
+        index=target.index,
+        inventory_line=target.line,
     )
     return TargetResult(target, report)
 

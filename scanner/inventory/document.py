@@ -20,8 +20,9 @@ _LINE_BREAK = re.compile(r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _UNQUOTED_IPV6 = re.compile(r"address\s*:\s*\[[0-9A-Fa-f]*:")
 
 
-def read_document(path: Path, source: str) -> Any:
-    """The parsed file; ``source`` is how messages name it."""
+def read_document(path: Path, source: str) -> tuple[Any, list[int]]:
+    """The parsed file, and the line of each target entry (YAML; empty for JSON);
+    ``source`` is how messages name it."""
     try:
         raw = path.read_bytes()
     except OSError as error:
@@ -31,7 +32,7 @@ def read_document(path: Path, source: str) -> Any:
     except UnicodeDecodeError as error:
         raise InventoryError(f"{source}: not UTF-8 text (bad byte at offset {error.start})", source=source) from None
     if path.suffix.lower() == ".json":
-        return _parse_json(text, source)
+        return _parse_json(text, source), []
     del text  # the YAML parser reads the bytes: one copy of a large file, not three
     return _parse_yaml(raw, source)
 
@@ -56,9 +57,10 @@ def _parse_json(text: str, source: str) -> Any:
         raise InventoryError(f"{source}: {error}", source=source) from None
 
 
-def _parse_yaml(raw: bytes, source: str) -> Any:
+def _parse_yaml(raw: bytes, source: str) -> tuple[Any, list[int]]:
+    loader = strict_yaml.StrictSafeLoader(raw)
     try:
-        return yaml.load(raw, Loader=strict_yaml.StrictSafeLoader)  # noqa: S506 - a SafeLoader
+        return loader.get_single_data(), loader.entry_lines
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -70,6 +72,8 @@ def _parse_yaml(raw: bytes, source: str) -> Any:
         # ValueError: a scalar with an explicit tag it does not fit, as in `!!int x`.
         reason = str(error).splitlines()[0] if str(error) else "invalid YAML"
         raise InventoryError(f"{source}: YAML error: {reason}", source=source) from None
+    finally:
+        loader.dispose()
 
 
 def _line(text: str, number: int) -> str:

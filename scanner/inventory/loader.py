@@ -25,6 +25,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +66,13 @@ def load_inventory(
     """Read, validate and load an inventory file; raise InventoryError on any problem."""
     path = Path(path)
     source = str(path)
-    document = read_document(path, source)
+    document, lines = read_document(path, source)
     loader = _Loader(
         source=source,
         credentials=CredentialCache(path.parent.absolute(), environ),
         known_checks=None if known_checks is None else frozenset(known_checks),
     )
-    return loader.load(document)
+    return loader.load(document, lines)
 
 
 class _Loader:
@@ -115,7 +116,7 @@ class _Loader:
 
     # -- document
 
-    def load(self, document: Any) -> tuple[Target, ...]:
+    def load(self, document: Any, lines: list[int] | None = None) -> tuple[Target, ...]:
         """The Targets of a parsed document. Takes the document over: each entry of its
         target list is dropped once it is a Target, so a large inventory holds its
         entries or its Targets, not both."""
@@ -175,11 +176,16 @@ class _Loader:
             "max_cert_lifetime_days": 398,
             **defaults,
         }
+        # The YAML loader reports the line of each top-level list's entry; targets is
+        # an inventory's only top-level list. (JSON and anchored lists give none.)
+        target_lines = lines if lines and len(lines) == len(targets_raw) else None
         targets: list[Target] = []
         by_name: dict[str, Target] = {}
         by_endpoint: dict[tuple[str, int, str], Target] = {}
         for index, raw in enumerate(targets_raw):
             target, named = self._target(index, raw, base)
+            if target_lines:
+                target = replace(target, line=target_lines[index])
             targets_raw[index] = None
             endpoint = (normal_host(target.host), target.port, target.server_name.lower())
             if endpoint in by_endpoint:

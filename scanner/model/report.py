@@ -199,6 +199,8 @@ class TargetReport:
     findings: tuple[Finding, ...]
     probes: tuple[ProbeObservation, ...]
     identity_matrix: tuple[MatrixRow, ...] = ()
+    index: int = 0  # position in the inventory: merged shards keep inventory order
+    inventory_line: int | None = None  # where the inventory file declares the target
 
     def with_findings(self, findings: Iterable[Finding]) -> TargetReport:
         return replace(self, findings=tuple(findings))
@@ -221,6 +223,8 @@ class TargetReport:
             "findings": [finding.to_dict() for finding in self.findings],
             "probes": [probe.to_dict() for probe in self.probes],
             "identity_matrix": [row.to_dict() for row in self.identity_matrix],
+            "index": self.index,
+            "inventory_line": self.inventory_line,
         }
 
     @classmethod
@@ -239,6 +243,8 @@ class TargetReport:
             findings=tuple(Finding.from_dict(f) for f in data.get("findings") or ()),
             probes=tuple(ProbeObservation.from_dict(p) for p in data.get("probes") or ()),
             identity_matrix=tuple(MatrixRow.from_dict(r) for r in data.get("identity_matrix") or ()),
+            index=data.get("index", 0),
+            inventory_line=data.get("inventory_line"),
         )
 
 
@@ -282,6 +288,24 @@ class BaselineReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Shard:
+    """Which part of the inventory a sharded scan covered: ``index`` of ``count``."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def to_dict(self) -> dict[str, int]:
+        return {"index": self.index, "count": self.count}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Shard:
+        return cls(data["index"], data["count"])
+
+
+@dataclass(frozen=True, slots=True)
 class ScanInfo:
     """The scan itself. Writers get it twice: at the start (``finished`` None, no
     triage yet) and at the end, complete."""
@@ -294,6 +318,9 @@ class ScanInfo:
     checks: tuple[CheckInfo, ...] = ()
     waivers: WaiverReport | None = None
     baseline: BaselineReport | None = None
+    inventory_sha256: str | None = None  # of the inventory file's bytes: shards must share it
+    shard: Shard | None = None  # None: the whole inventory (or shards merged)
+    targets_in_inventory: int | None = None
 
     def check(self, check_id: str) -> CheckInfo | None:
         return next((c for c in self.checks if c.id == check_id), None)
@@ -312,6 +339,12 @@ class ScanInfo:
             data["waivers"] = self.waivers.to_dict()
         if self.baseline is not None:
             data["baseline"] = self.baseline.to_dict()
+        if self.inventory_sha256 is not None:
+            data["inventory_sha256"] = self.inventory_sha256
+        if self.shard is not None:
+            data["shard"] = self.shard.to_dict()
+        if self.targets_in_inventory is not None:
+            data["targets_in_inventory"] = self.targets_in_inventory
         return data
 
     @classmethod
@@ -326,6 +359,9 @@ class ScanInfo:
             checks=tuple(CheckInfo.from_dict(c) for c in data.get("checks") or ()),
             waivers=WaiverReport.from_dict(data["waivers"]) if data.get("waivers") else None,
             baseline=BaselineReport.from_dict(data["baseline"]) if data.get("baseline") else None,
+            inventory_sha256=data.get("inventory_sha256"),
+            shard=Shard.from_dict(data["shard"]) if data.get("shard") else None,
+            targets_in_inventory=data.get("targets_in_inventory"),
         )
 
 

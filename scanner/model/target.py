@@ -103,6 +103,7 @@ class Target:
     port: int
     server_name: str  # the name the server cert must match; SNI unless an IP literal
     index: int = 0  # position in the inventory: reports keep inventory order
+    line: int | None = None  # where the inventory file declares it (1-based), for SARIF
     trust_anchors: tuple[x509.Certificate, ...] = ()
     trust_path: Path | None = None
     identity: ClientIdentity | None = None
