@@ -109,7 +109,7 @@ class _StrictStreaming(Composer, SafeConstructor):
             and isinstance(parent, SequenceNode)
             and parent.tag == _SEQUENCE_TAG
         ):
-            self.entry_lines.append(node.start_mark.line + 1)
+            self.entry_lines.append(node.start_mark.line + 1 if node is not None else 0)
             return _Constructed(self.construct_document(node))
         return node
 
@@ -131,6 +131,12 @@ class _StrictStreaming(Composer, SafeConstructor):
                     )
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def entry_lines(loader: Any) -> list[int]:
+    """The line (1-based) of each entry of the document's top-level lists, in order."""
+    assert isinstance(loader, _StrictStreaming)  # one of this module's loaders
+    return loader.entry_lines
 
 
 def _construct_entry(loader: Any, node: Any) -> Any:

@@ -60,7 +60,7 @@ def _parse_json(text: str, source: str) -> Any:
 def _parse_yaml(raw: bytes, source: str) -> tuple[Any, list[int]]:
     loader = strict_yaml.StrictSafeLoader(raw)
     try:
-        return loader.get_single_data(), loader.entry_lines
+        return loader.get_single_data(), strict_yaml.entry_lines(loader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
