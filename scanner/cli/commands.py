@@ -16,17 +16,20 @@ import trio
 
 from mtls_audit.checks.base import Check
 from mtls_audit.checks.registry import load_checks
-from mtls_audit.reports.json_report import load_report
+from mtls_audit.reports.json_report import ReportError, load_report
 from mtls_audit.reports.writer import render_document
 from mtls_audit.scanner import __version__
 from mtls_audit.scanner.cli.exit_codes import ExitCode
 from mtls_audit.scanner.cli.explain import explain_lines
+from mtls_audit.scanner.cli.merge import ShardReport, merge_shards
 from mtls_audit.scanner.cli.options import report_options, scan_options, scan_options_from
 from mtls_audit.scanner.cli.outputs import Outputs
-from mtls_audit.scanner.cli.scan_run import execute_scan, fail_usage, load_triage
-from mtls_audit.scanner.cli.targets import targets_from
+from mtls_audit.scanner.cli.scan_run import execute_scan, fail_usage, load_triage, report_document
+from mtls_audit.scanner.cli.targets import selection_from, targets_from
+from mtls_audit.scanner.cli.workers import MIN_TARGETS_PER_WORKER, run_shard_processes, workers_for
 from mtls_audit.scanner.engine.engine import scan as scan_targets
 from mtls_audit.scanner.engine.results import TargetResult
+from mtls_audit.scanner.inventory.shards import parse_shard
 from mtls_audit.scanner.model.errors import UserError
 from mtls_audit.scanner.triage import diff_reports
 
@@ -81,6 +84,18 @@ def outputs_from(json_path: Path | None, html_path, junit_path, siem, siem_out, 
     help="YAML of accepted risks (target, check, reason, owner, expires).",
 )
 @click.option("--check", "only_checks", multiple=True, metavar="ID", help="Run only this check (repeatable).")
+@click.option(
+    "--shard",
+    "shard_spec",
+    metavar="K/N",
+    help="Scan only shard K (from 0) of N, chosen by a stable hash of each target's name; `merge` joins the reports.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    help="Run the scan as this many shard processes and merge them "
+    f"(default: one per CPU, from {MIN_TARGETS_PER_WORKER} targets per CPU).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; rely on the exit code and reports.")
 @scan_options
 def scan(
@@ -95,6 +110,8 @@ def scan(
     fail_on_new: bool,
     waivers,
     only_checks: tuple[str, ...],
+    shard_spec: str | None,
+    workers: int | None,
     quiet: bool,
     **options,
 ) -> None:
@@ -107,14 +124,54 @@ def scan(
     if fail_on_new and baseline is None:
         raise UserError("--fail-on-new needs --baseline PREVIOUS.json", field="--fail-on-new")
     selected = [check for check in checks if not only_checks or check.id in only_checks]
+    shard = None
+    if shard_spec is not None:
+        if workers is not None:
+            raise UserError("--shard and --workers: give one (--shard runs one shard here, --workers all of them)")
+        try:
+            shard = parse_shard(shard_spec)
+        except ValueError as error:
+            raise UserError(f"--shard: {error}", field="--shard") from None
     # Everything the user handed us is checked before the first connection.
     outputs = outputs_from(json_path, html_path, junit_path, siem, siem_out, fail_on)
-    targets, inventory = targets_from(source, options, known)
+    selection = selection_from(source, options, known, shard)
     triage = load_triage(baseline, waivers, known)
-    code = execute_scan(
-        targets, selected, options, outputs, inventory=inventory, triage=triage, fail_on_new=fail_on_new, quiet=quiet
-    )
+    count = 1 if shard is not None or selection.inventory is None else workers_for(workers, len(selection.targets))
+    if count > 1:
+        triage_flags = [
+            *(["--baseline", str(baseline)] if baseline else []),
+            *(["--fail-on-new"] if fail_on_new else []),
+        ]
+        triage_flags += ["--waivers", str(waivers)] if waivers else []
+        merged = run_shard_processes(source, count, options, only_checks, triage_flags, quiet=quiet)
+        sys.exit(report_document(merged, outputs, fail_on_new=fail_on_new, quiet=quiet))
+    code = execute_scan(selection, selected, options, outputs, triage=triage, fail_on_new=fail_on_new, quiet=quiet)
     sys.exit(code)
+
+
+@main.command()
+@click.argument("shards", metavar="SHARD.json...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the merged JSON report here.")
+@report_options
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing; rely on the exit code and reports.")
+def merge(
+    shards: tuple[Path, ...], json_path, html_path, junit_path, siem, siem_out, fail_on: str, quiet: bool
+) -> None:
+    """Merge the JSON reports of every `scan --shard K/N` of one scan into one report.
+
+    Refuses shards of different inventories or option sets, and duplicate or missing
+    shards. Exits as `scan` would for the whole inventory.
+    """
+    outputs = outputs_from(json_path, html_path, junit_path, siem, siem_out, fail_on)
+    documents = []
+    for path in shards:
+        try:
+            documents.append(ShardReport(str(path), load_report(path)))
+        except ReportError as error:
+            raise UserError(f"shard {error}", file=str(path)) from None
+    merged = merge_shards(documents)
+    fail_on_new = bool(merged.scan.options.get("fail_on_new", False))
+    sys.exit(report_document(merged, outputs, fail_on_new=fail_on_new, quiet=quiet))
 
 
 @main.command()

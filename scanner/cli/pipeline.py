@@ -74,7 +74,9 @@ async def run_scan(
     option_record: Mapping[str, Any],
     on_result: Callable[[TargetDigest], None] = lambda digest: None,
     triage: Triage | None = None,
+    scan_facts: Mapping[str, Any] | None = None,
 ) -> ScanOutcome:
+    """``scan_facts``: more ScanInfo fields (the inventory's digest, the shard)."""
     header = ScanInfo(
         started=datetime.now(UTC),
         finished=None,
@@ -82,6 +84,7 @@ async def run_scan(
         inventory=inventory,
         options=option_record,
         checks=tuple(check.info for check in checks),
+        **(scan_facts or {}),
     )
     outputs = _Reports(reports)
     try:

@@ -17,12 +17,14 @@ from mtls_audit.checks.base import Check
 from mtls_audit.reports.console import render_identity_matrices, render_summary, render_triage_notes
 from mtls_audit.reports.json_report import ReportError, load_report
 from mtls_audit.reports.progress import ScanProgress
+from mtls_audit.reports.writer import render_document
 from mtls_audit.scanner.cli.exit_codes import ExitCode, scan_exit_code
 from mtls_audit.scanner.cli.options import recorded_options, scan_options_from
-from mtls_audit.scanner.cli.outputs import Outputs
-from mtls_audit.scanner.cli.pipeline import ScanOutcome, run_scan
+from mtls_audit.scanner.cli.outputs import Outputs, Report
+from mtls_audit.scanner.cli.pipeline import ReportFailure, ScanOutcome, run_scan
+from mtls_audit.scanner.cli.targets import Selection
 from mtls_audit.scanner.model.errors import UserError
-from mtls_audit.scanner.model.target import Target
+from mtls_audit.scanner.model.report import ReportDocument, ScanInfo, TargetDigest
 from mtls_audit.scanner.triage import Baseline, BaselineError, Triage, load_waivers
 
 
@@ -65,16 +67,16 @@ def load_triage(baseline: Path | None, waivers: Path | None, known_checks: list[
 
 
 def execute_scan(
-    targets: Sequence[Target],
+    selection: Selection,
     checks: Sequence[Check],
     options: dict[str, Any],
     outputs: Outputs,
     *,
-    inventory: str | None,
     triage: Triage | None,
     fail_on_new: bool,
     quiet: bool,
 ) -> ExitCode:
+    targets = selection.targets
     record = recorded_options(options, outputs.fail_on, [check.id for check in checks]) | {"fail_on_new": fail_on_new}
     progress = ScanProgress(len(targets), quiet=quiet)
     reports = outputs.reports()
@@ -86,10 +88,11 @@ def execute_scan(
                 checks,
                 scan_options_from(options),
                 reports,
-                inventory,
+                selection.inventory,
                 record,
                 progress.target_done,
                 triage=triage,
+                scan_facts=selection.scan_facts(),
             )
         )
     except BaseException as error:
@@ -105,24 +108,48 @@ def execute_scan(
         raise
     finally:
         progress.close()
-    code = scan_exit_code(outcome.digests, outputs.fail_on, fail_on_new)
+    return _conclude(outcome.digests, outcome.scan, reports, outcome.failed_reports, outputs, fail_on_new, quiet)
+
+
+def report_document(document: ReportDocument, outputs: Outputs, *, fail_on_new: bool, quiet: bool) -> ExitCode:
+    """Write a finished scan's document (merged shards) to every output, print the
+    summary, and give the exit code `scan` would give."""
+    reports = outputs.reports()
+    try:
+        render_document(document, [report.writer for report in reports])
+    except OSError as error:
+        raise UserError(f"cannot write report: {error.filename or ''}: {error.strerror or error}") from None
+    digests = [TargetDigest.of(target) for target in document.targets]
+    return _conclude(digests, document.scan, reports, [], outputs, fail_on_new, quiet)
+
+
+def _conclude(
+    digests: list[TargetDigest],
+    scan: ScanInfo,
+    reports: Sequence[Report],
+    failed_reports: Sequence[ReportFailure],
+    outputs: Outputs,
+    fail_on_new: bool,
+    quiet: bool,
+) -> ExitCode:
+    code = scan_exit_code(digests, outputs.fail_on, fail_on_new)
     # NDJSON on stdout must stay machine-readable: people-facing text goes to stderr.
     stream = sys.stderr if outputs.siem_to_stdout else sys.stdout
     if not quiet:
-        render_summary(outcome.digests, stream=stream)
-        render_identity_matrices(outcome.digests, stream=stream)
-        render_triage_notes(outcome.scan, stream=stream)
-        failed = {failure.where for failure in outcome.failed_reports}
+        render_summary(digests, stream=stream)
+        render_identity_matrices(digests, stream=stream)
+        render_triage_notes(scan, stream=stream)
+        failed = {failure.where for failure in failed_reports}
         for report in reports:
             if report.where not in failed and report.where != "stdout":
                 click.echo(f"{report.kind} report: {report.where}", file=stream)
-    for failure in outcome.failed_reports:
+    for failure in failed_reports:
         click.echo(
             f"mtls-audit: error: the scan ran, but the {failure.kind} report could not be written: "
             f"{failure.where}: {failure.reason}",
             err=True,
         )
-    if outcome.failed_reports and code is not ExitCode.FINDINGS:
+    if failed_reports and code is not ExitCode.FINDINGS:
         # The job asked for a report it will not find: never exit 0.
         return ExitCode.INCOMPLETE
     return code

@@ -1,13 +1,50 @@
-"""What to scan: an inventory file, or one HOST:PORT given with --ca/--cert/--key."""
+"""What to scan: an inventory file (or one shard of it), or one HOST:PORT given with
+--ca/--cert/--key."""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mtls_audit.scanner.inventory import load_inventory, target_from_command_line
+from mtls_audit.scanner.inventory.shards import select_shard
 from mtls_audit.scanner.model.errors import UserError
+from mtls_audit.scanner.model.report import Shard
 from mtls_audit.scanner.model.target import Target
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The targets to scan and where they came from, as the report records it."""
+
+    targets: list[Target]
+    inventory: str | None  # the file, None for HOST:PORT
+    inventory_sha256: str | None = None
+    targets_in_inventory: int | None = None
+    shard: Shard | None = None
+
+    def scan_facts(self) -> dict[str, Any]:
+        """The ScanInfo fields that say what was scanned."""
+        return {
+            "inventory_sha256": self.inventory_sha256,
+            "targets_in_inventory": self.targets_in_inventory,
+            "shard": self.shard,
+        }
+
+
+def selection_from(source: str, options: dict[str, Any], known_checks: list[str], shard: Shard | None) -> Selection:
+    """The targets of ``source`` (the ``shard`` of them, if given)."""
+    targets, inventory = targets_from(source, options, known_checks)
+    if inventory is None:
+        if shard is not None:
+            raise UserError("--shard splits an inventory file, not one HOST:PORT target", field="--shard")
+        return Selection(targets, None)
+    digest = hashlib.sha256(Path(inventory).read_bytes()).hexdigest()
+    chosen = select_shard(targets, shard) if shard is not None else targets
+    return Selection(chosen, inventory, digest, len(targets), shard)
+
 
 _ADHOC_FLAGS = ("ca", "cert", "key", "pkcs12", "server_name", "key_password_env")
 

@@ -1,0 +1,110 @@
+"""``scan --workers N``: every core of one machine. The scan runs as N shard
+processes (``scan --shard K/N``, the very command a CI matrix or a Kubernetes Indexed
+Job runs), and their reports are merged, so one machine and a fleet of runners take
+the same path.
+
+One process drives its TLS handshakes on one core; the handshakes are CPU-bound on
+the client side, so N processes scan about N times as fast on N cores.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mtls_audit.reports.json_report import ReportError, load_report
+from mtls_audit.scanner.cli.merge import ShardReport, merge_shards
+from mtls_audit.scanner.model.errors import UserError
+from mtls_audit.scanner.model.report import ReportDocument
+
+# Below this many targets per process, starting processes costs more than it saves.
+MIN_TARGETS_PER_WORKER = 50
+
+# Scan options passed on to every shard process: (option key, flag).
+_PASSED_ON = (
+    ("rounds", "--rounds"),
+    ("connect_timeout", "--connect-timeout"),
+    ("handshake_timeout", "--handshake-timeout"),
+    ("post_handshake_wait", "--post-handshake-wait"),
+    ("http_timeout", "--http-timeout"),
+)
+
+
+def workers_for(requested: int | None, targets: int) -> int:
+    """How many shard processes to run: as asked (at most one per target), or by
+    default one per CPU when the inventory is big enough to pay for the processes."""
+    if requested is not None:
+        return max(1, min(requested, targets))
+    cpus = os.cpu_count() or 1
+    return max(1, min(cpus, targets // MIN_TARGETS_PER_WORKER))
+
+
+def shard_command(
+    source: str,
+    index: int,
+    count: int,
+    json_path: Path,
+    options: dict[str, Any],
+    only_checks: Sequence[str],
+    triage_flags: Sequence[str],
+) -> list[str]:
+    """The `scan --shard` command line of one worker. Connection limits are split
+    between the workers, so the whole scan keeps to --concurrency and --per-host."""
+    command = [sys.executable, "-m", "mtls_audit.scanner.cli", "scan", source, "--shard", f"{index}/{count}"]
+    command += ["--json", str(json_path), "--quiet"]
+    command += ["--concurrency", str(max(1, options["concurrency"] // count))]
+    command += ["--per-host", str(max(1, options["per_host"] // count))]
+    for key, flag in _PASSED_ON:
+        command += [flag, str(options[key])]
+    for check in only_checks:
+        command += ["--check", check]
+    return command + list(triage_flags)
+
+
+def run_shard_processes(
+    source: str,
+    count: int,
+    options: dict[str, Any],
+    only_checks: Sequence[str],
+    triage_flags: Sequence[str],
+    *,
+    quiet: bool,
+) -> ReportDocument:
+    """Run the ``count`` shards side by side and merge their reports."""
+    with tempfile.TemporaryDirectory(prefix="mtls-audit-workers-") as directory:
+        paths = [Path(directory) / f"shard-{index}.json" for index in range(count)]
+        processes = [
+            subprocess.Popen(  # noqa: S603 - our own CLI, arguments as a list
+                shard_command(source, index, count, path, options, only_checks, triage_flags),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for index, path in enumerate(paths)
+        ]
+        try:
+            errors = [process.communicate()[1] for process in processes]
+        except BaseException:
+            for process in processes:
+                process.kill()
+            raise
+        for index, (process, stderr) in enumerate(zip(processes, errors, strict=True)):
+            # 0, 1 and 3 are verdicts; anything else means the shard did not finish.
+            if process.returncode not in (0, 1, 3):
+                last = (stderr.strip().splitlines() or ["no message"])[-1]
+                raise UserError(f"worker for shard {index}/{count} failed (exit {process.returncode}): {last}")
+            if not quiet:
+                click.echo(f"[shard {index}/{count}] done", err=True)
+        try:
+            shards = [ShardReport(str(path), load_report(path)) for path in paths]
+        except ReportError as error:
+            raise UserError(f"a worker's report could not be read: {error}") from None
+        return merge_shards(shards)
