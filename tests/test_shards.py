@@ -236,6 +236,9 @@ def test_workers_give_the_unsharded_verdicts(unsharded, tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert verdicts(tmp_path / "w.json") == verdicts(whole)
     assert "[shard 1/2] done" in result.stderr
+    # every target's progress line, passed on from its shard process
+    progress = [line for line in result.stderr.splitlines() if re.match(r"\[shard [01]/2\] \[\d+/\d+\] ", line)]
+    assert len(progress) == len(verdicts(whole)), result.stderr
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ def shard_command(
     """The `scan --shard` command line of one worker. Connection limits are split
     between the workers, so the whole scan keeps to --concurrency and --per-host."""
     command = [sys.executable, "-m", "mtls_audit.scanner.cli", "scan", source, "--shard", f"{index}/{count}"]
-    command += ["--json", str(json_path), "--quiet"]
+    command += ["--json", str(json_path)]
     command += ["--concurrency", str(max(1, options["concurrency"] // count))]
     command += ["--per-host", str(max(1, options["per_host"] // count))]
     for key, flag in _PASSED_ON:
@@ -84,22 +85,35 @@ def run_shard_processes(
             subprocess.Popen(  # noqa: S603 - our own CLI, arguments as a list
                 shard_command(source, index, count, path, options, only_checks, triage_flags),
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # each shard's summary: the merged one is printed instead
                 stderr=subprocess.PIPE,
                 text=True,
             )
             for index, path in enumerate(paths)
         ]
+        # Each shard's progress lines (one per finished target when stderr is not a
+        # terminal) are passed on, prefixed; the last line is kept for a failure.
+        last_lines = [""] * count
+        readers = [
+            threading.Thread(target=_relay, args=(process, f"[shard {index}/{count}] ", last_lines, index, quiet))
+            for index, process in enumerate(processes)
+        ]
         try:
-            errors = [process.communicate()[1] for process in processes]
+            for reader in readers:
+                reader.start()
+            for process in processes:
+                process.wait()
         except BaseException:
             for process in processes:
                 process.kill()
             raise
-        for index, (process, stderr) in enumerate(zip(processes, errors, strict=True)):
+        finally:
+            for reader in readers:
+                reader.join()
+        for index, process in enumerate(processes):
             # 0, 1 and 3 are verdicts; anything else means the shard did not finish.
             if process.returncode not in (0, 1, 3):
-                last = (stderr.strip().splitlines() or ["no message"])[-1]
+                last = last_lines[index] or "no message"
                 raise UserError(f"worker for shard {index}/{count} failed (exit {process.returncode}): {last}")
             if not quiet:
                 click.echo(f"[shard {index}/{count}] done", err=True)
@@ -108,3 +122,13 @@ def run_shard_processes(
         except ReportError as error:
             raise UserError(f"a worker's report could not be read: {error}") from None
         return merge_shards(shards)
+
+
+def _relay(process: subprocess.Popen[str], prefix: str, last_lines: list[str], index: int, quiet: bool) -> None:
+    assert process.stderr is not None  # opened with stderr=PIPE
+    for line in process.stderr:
+        line = line.rstrip("\n")
+        if line.strip():
+            last_lines[index] = line
+        if not quiet and line.startswith("["):  # a progress line; the summary goes to stdout
+            click.echo(prefix + line, err=True)
