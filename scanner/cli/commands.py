@@ -62,8 +62,16 @@ def main() -> None:
     """
 
 
-def outputs_from(json_path: Path | None, html_path, junit_path, siem, siem_out, fail_on: str) -> Outputs:
-    outputs = Outputs(json=json_path, html=html_path, junit=junit_path, siem=siem, siem_out=siem_out, fail_on=fail_on)
+def outputs_from(json_path: Path | None, html_path, junit_path, sarif_path, siem, siem_out, fail_on: str) -> Outputs:
+    outputs = Outputs(
+        json=json_path,
+        html=html_path,
+        junit=junit_path,
+        sarif=sarif_path,
+        siem=siem,
+        siem_out=siem_out,
+        fail_on=fail_on,
+    )
     outputs.check()
     return outputs
 
@@ -103,6 +111,7 @@ def scan(
     json_path,
     html_path,
     junit_path,
+    sarif_path,
     siem,
     siem_out,
     fail_on: str,
@@ -133,7 +142,7 @@ def scan(
         except ValueError as error:
             raise UserError(f"--shard: {error}", field="--shard") from None
     # Everything the user handed us is checked before the first connection.
-    outputs = outputs_from(json_path, html_path, junit_path, siem, siem_out, fail_on)
+    outputs = outputs_from(json_path, html_path, junit_path, sarif_path, siem, siem_out, fail_on)
     selection = selection_from(source, options, known, shard)
     triage = load_triage(baseline, waivers, known)
     count = 1 if shard is not None or selection.inventory is None else workers_for(workers, len(selection.targets))
@@ -155,14 +164,14 @@ def scan(
 @report_options
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; rely on the exit code and reports.")
 def merge(
-    shards: tuple[Path, ...], json_path, html_path, junit_path, siem, siem_out, fail_on: str, quiet: bool
+    shards: tuple[Path, ...], json_path, html_path, junit_path, sarif_path, siem, siem_out, fail_on: str, quiet: bool
 ) -> None:
     """Merge the JSON reports of every `scan --shard K/N` of one scan into one report.
 
     Refuses shards of different inventories or option sets, and duplicate or missing
     shards. Exits as `scan` would for the whole inventory.
     """
-    outputs = outputs_from(json_path, html_path, junit_path, siem, siem_out, fail_on)
+    outputs = outputs_from(json_path, html_path, junit_path, sarif_path, siem, siem_out, fail_on)
     documents = []
     for path in shards:
         try:
@@ -177,12 +186,12 @@ def merge(
 @main.command()
 @click.argument("saved", metavar="SAVED.json", type=click.Path(path_type=Path, dir_okay=False))
 @report_options
-def report(saved: Path, html_path, junit_path, siem, siem_out, fail_on: str) -> None:
-    """Re-render a saved JSON report as HTML, JUnit or SIEM events, offline."""
-    outputs = outputs_from(None, html_path, junit_path, siem, siem_out, fail_on)
+def report(saved: Path, html_path, junit_path, sarif_path, siem, siem_out, fail_on: str) -> None:
+    """Re-render a saved JSON report as HTML, JUnit, SARIF or SIEM events, offline."""
+    outputs = outputs_from(None, html_path, junit_path, sarif_path, siem, siem_out, fail_on)
     reports = outputs.reports(include_json=False)
     if not reports:
-        raise UserError("nothing to write: give --html, --junit and/or --siem with --siem-out")
+        raise UserError("nothing to write: give --html, --junit, --sarif and/or --siem with --siem-out")
     document = load_report(saved)
     try:
         render_document(document, [report.writer for report in reports])

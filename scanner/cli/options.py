@@ -113,6 +113,12 @@ def report_options(function: F) -> F:
             click.option(
                 "--junit", "junit_path", type=_REPORT_PATH, help="Write JUnit XML here (a testcase per target x check)."
             ),
+            click.option(
+                "--sarif",
+                "sarif_path",
+                type=_REPORT_PATH,
+                help="Write SARIF 2.1.0 here (code scanning: an alert per finding at its inventory line).",
+            ),
             click.option("--siem", type=click.Choice(SIEM_FLAVORS), help="SIEM schema for --siem-out: ECS or OCSF."),
             click.option(
                 "--siem-out", metavar="FILE|-", help="Append one NDJSON event per finding (+1 per scan); - is stdout."

@@ -17,6 +17,7 @@ from pathlib import Path
 from mtls_audit.reports.html.writer import HtmlReportWriter
 from mtls_audit.reports.json_report import JsonReportWriter
 from mtls_audit.reports.junit import JunitReportWriter
+from mtls_audit.reports.sarif import SarifReportWriter
 from mtls_audit.reports.siem.writer import SiemWriter
 from mtls_audit.reports.writer import ReportWriter
 from mtls_audit.scanner.model.errors import UserError
@@ -45,6 +46,7 @@ class Outputs:
     siem: str | None = None  # "ecs" | "ocsf"
     siem_out: str | None = None  # a path, or "-" for stdout
     fail_on: str = "fail"  # JUnit: with "warn", warnings are failures too
+    sarif: Path | None = None
 
     @property
     def siem_to_stdout(self) -> bool:
@@ -52,7 +54,7 @@ class Outputs:
 
     def files(self) -> list[tuple[str, Path]]:
         """(flag, path) of every file this run writes."""
-        files = [("--json", self.json), ("--html", self.html), ("--junit", self.junit)]
+        files = [("--json", self.json), ("--html", self.html), ("--junit", self.junit), ("--sarif", self.sarif)]
         listed = [(flag, path) for flag, path in files if path is not None]
         if self.siem is not None and self.siem_out not in (None, "-"):
             listed.append(("--siem-out", Path(str(self.siem_out))))
@@ -83,6 +85,8 @@ class Outputs:
             reports.append(Report("HTML", str(self.html), HtmlReportWriter(self.html)))
         if self.junit is not None:
             reports.append(Report("JUnit", str(self.junit), JunitReportWriter(self.junit, fail_on=self.fail_on)))
+        if self.sarif is not None:
+            reports.append(Report("SARIF", str(self.sarif), SarifReportWriter(self.sarif)))
         if self.siem is not None and self.siem_out is not None:
             kind = f"SIEM ({self.siem.upper()} NDJSON, appended)"
             if self.siem_out == "-":
