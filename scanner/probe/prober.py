@@ -7,6 +7,8 @@ recorded as ``timed_out`` and ends the probe; it is never taken as acceptance.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 import socket
 import struct
@@ -15,8 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trio
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from mtls_audit.scanner.model.observations import (
     AfterHandshake,
@@ -41,8 +41,8 @@ from mtls_audit.scanner.tls.client import (
     SessionTicketReceived,
     TLSClientConnection,
     TLSFailed,
-    build_context,
 )
+from mtls_audit.scanner.tls.contexts import SHARED_CONTEXTS, ContextCache
 
 _RECEIVE_SIZE = 65536
 # Bytes taken out of OpenSSL must reach the wire: OpenSSL has already moved on (a
@@ -134,13 +134,14 @@ class _Recorder:
             self._first_after_handshake(AfterHandshake.EOF)
         # Facts OpenSSL can answer for as soon as the server has spoken.
         if self.facts.get("server_hello_seen"):
-            version = connection.negotiated_version()
-            if version:
-                self.facts["negotiated_version"] = version
+            if "negotiated_version" not in self.facts:  # fixed by the ServerHello
+                version = connection.negotiated_version()
+                if version:
+                    self.facts["negotiated_version"] = version
             if not self.facts.get("peer_chain_der"):
-                chain = connection.peer_chain()
+                chain = connection.peer_chain_der()
                 if chain:
-                    self.facts["peer_chain_der"] = tuple(c.public_bytes(Encoding.DER) for c in chain)
+                    self.facts["peer_chain_der"] = chain
         if self.facts.get("certificate_request_seen") and "client_ca_names" not in self.facts:
             self.facts["client_ca_names"] = tuple(connection.client_ca_names())
         if self.facts.get("handshake_completed") and "cipher" not in self.facts:
@@ -167,6 +168,36 @@ class _Recorder:
 OpenStream = Callable[[str, int], Awaitable[trio.abc.Stream]]
 
 
+@functools.lru_cache(maxsize=4096)
+def _literal_family(host: str) -> int | None:
+    """AF_INET or AF_INET6 for an IP literal, None for a name (parsed once per host)."""
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return None
+
+
+async def open_tcp(host: str, port: int) -> trio.abc.Stream:
+    """``trio.open_tcp_stream``, minus its machinery where it has nothing to do.
+
+    For a host name, it is ``trio.open_tcp_stream`` (resolution, happy eyeballs). An
+    IP literal has one address and nothing to race, so one socket connects to it
+    directly: no resolver call, no nursery, no task per attempt, which a scan of
+    thousands of short connections pays for on every probe. Errors are the socket's
+    own (``ConnectionRefusedError``...), the same ones ``open_tcp_stream`` keeps as
+    the cause of its wrapper error."""
+    family = _literal_family(host)
+    if family is None:
+        return await trio.open_tcp_stream(host, port)
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        await sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
+
+
 async def run_probe(
     endpoint: Endpoint,
     spec: ProbeSpec,
@@ -174,13 +205,15 @@ async def run_probe(
     timeouts: Timeouts,
     http_request: HttpRequest | None,
     *,
-    open_stream: OpenStream = trio.open_tcp_stream,
+    open_stream: OpenStream = open_tcp,
+    contexts: ContextCache = SHARED_CONTEXTS,
 ) -> ProbeObservation:
     """Connect once, present ``credential`` at ``spec.version``, and record everything.
 
-    ``open_stream`` makes the connection (tests hand in an in-memory one)."""
-    fingerprint = credential.certificate.fingerprint(hashes.SHA256()).hex() if credential is not None else None
-    recorder = _Recorder(spec, endpoint, fingerprint)
+    ``open_stream`` makes the connection (tests hand in an in-memory one); ``contexts``
+    holds the TLS contexts, built once per credential and version and shared by every
+    probe (the process-wide cache unless one is given)."""
+    recorder = _Recorder(spec, endpoint, contexts.certificate_sha256(credential))
 
     stream: trio.abc.Stream | None = None
     with trio.move_on_after(timeouts.connect) as connect_scope:
@@ -199,13 +232,18 @@ async def run_probe(
     recorder.facts["connect_ms"] = round((recorder.connected_at - recorder.started) * 1000, 3)
     _close_with_reset(stream)
     try:
-        connection = TLSClientConnection(build_context(spec.version, credential), endpoint.server_name)
+        connection = TLSClientConnection(contexts.context(spec.version, credential), endpoint.server_name)
         await _exchange(_Wire(stream, connection, recorder), timeouts, http_request)
     except _OurSideFailed as failure:
         recorder.facts["local_error"] = str(failure)
     finally:
-        with trio.CancelScope(shield=True):
-            await stream.aclose()
+        if isinstance(stream, trio.SocketStream):
+            # What SocketStream.aclose does, without its checkpoint: closing a socket
+            # waits for nothing, so there is nothing to shield from a deadline either.
+            stream.socket.close()
+        else:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
     return recorder.freeze()
 
 

@@ -7,16 +7,22 @@ did into events. It never touches a socket or a clock, so the trio loop around i
 
 Why not ``trio.SSLStream``: it only takes a stdlib ``ssl`` context, which hides the
 CertificateRequest, the alerts and TLS 1.3 session tickets; those are the evidence.
+
+One context serves many connections (``scanner.tls.contexts`` builds each once per
+credential and version), so nothing about one connection may live on the context:
+the context's info callback only dispatches to the connection's own observer, which
+rides on the connection as its app data.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from cryptography import x509
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
 from mtls_audit.scanner.model.observations import TLSVersion
 from mtls_audit.scanner.model.target import ClientCredential
@@ -29,10 +35,12 @@ OPENSSL_VERSIONS = {
 }
 
 # State strings from OpenSSL's SSL_state_string_long(); stable since OpenSSL 1.1.0.
-_STATE_SERVER_HELLO = "SSLv3/TLS read server hello"
-_STATE_CERTIFICATE_REQUEST = "SSLv3/TLS read server certificate request"
-_STATE_CLIENT_CERTIFICATE = "SSLv3/TLS write client certificate"
-_STATE_SESSION_TICKET = "SSLv3/TLS read server session ticket"
+# Compared as the bytes OpenSSL returns: the info callback runs some twenty times
+# per connection.
+_STATE_SERVER_HELLO = b"SSLv3/TLS read server hello"
+_STATE_CERTIFICATE_REQUEST = b"SSLv3/TLS read server certificate request"
+_STATE_CLIENT_CERTIFICATE = b"SSLv3/TLS write client certificate"
+_STATE_SESSION_TICKET = b"SSLv3/TLS read server session ticket"
 
 _READ_SIZE = 65536
 
@@ -116,6 +124,9 @@ def build_context(version: TLSVersion, credential: ClientCredential | None) -> S
     The server's certificate is deliberately not verified here: an audit must see a
     misconfigured server's handshake through to the end. Path validation and name
     matching run afterwards, on the chain the server presented.
+
+    Nothing in it belongs to one connection, and nothing changes it once built, so one
+    context may serve any number of connections, concurrently (see ``contexts``).
     """
     context = SSL.Context(SSL.TLS_CLIENT_METHOD)
     context.set_min_proto_version(OPENSSL_VERSIONS[version])
@@ -124,24 +135,92 @@ def build_context(version: TLSVersion, credential: ClientCredential | None) -> S
         # OpenSSL 3 refuses to offer TLS 1.0/1.1 at the default security level 1.
         context.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
     context.set_verify(SSL.VERIFY_NONE)
+    # Every probe is a full handshake: a resumed TLS 1.3 session has no CertificateRequest
+    # and would hide the server's verdict on our certificate. OpenSSL clients resume only
+    # when told to (SSL_set_session); keep even the cache off, so sharing a context
+    # can never make one probe resume another's session.
+    context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
     if credential is not None:
         context.use_certificate(credential.certificate)
         context.use_privatekey(credential.private_key)
         for certificate in credential.chain:
             context.add_extra_chain_cert(certificate)
+    _dispatch_info_from(context)
     return context
+
+
+# Contexts whose info callback dispatches to each connection's observer. A context
+# from elsewhere gets the dispatcher when its first connection is made.
+_DISPATCHING: weakref.WeakSet[SSL.Context] = weakref.WeakSet()
+
+
+def _dispatch_info_from(context: SSL.Context) -> None:
+    context.set_info_callback(_dispatch_info)
+    _DISPATCHING.add(context)
+
+
+def _dispatch_info(connection: SSL.Connection, where: int, ret: int) -> None:
+    """The context's info callback: it fires for every connection made from the
+    context, so it hands the call to that connection's own observer."""
+    # cffi swallows exceptions raised here, so nothing may escape.
+    try:
+        observer = connection.get_app_data()
+        if isinstance(observer, _InfoObserver):
+            observer.on_info(connection, where, ret)
+    except Exception:  # noqa: BLE001 - see above
+        pass
+
+
+class _InfoObserver:
+    """One connection's events as OpenSSL's info callback reports them (its app data).
+
+    It holds no reference back to the connection, so a connection and its observer
+    form no reference cycle and are freed as soon as the probe drops them."""
+
+    __slots__ = ("events", "seen_states")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.seen_states: set[bytes] = set()
+
+    def on_info(self, connection: SSL.Connection, where: int, ret: int) -> None:
+        # cffi swallows exceptions raised here, so nothing may escape.
+        try:
+            if where & SSL.SSL_CB_ALERT:
+                # ret: alert level in the high byte, description in the low byte.
+                fatal = (ret >> 8) == 2
+                if where & SSL.SSL_CB_READ:
+                    self.events.append(AlertReceived(code=ret & 0xFF, fatal=fatal))
+                else:
+                    self.events.append(AlertSent(code=ret & 0xFF, fatal=fatal))
+                return
+            state = connection.get_state_string()
+            if state == _STATE_SESSION_TICKET:
+                # Every ticket is an event: a server may send several.
+                self.events.append(SessionTicketReceived())
+            elif state not in self.seen_states:
+                self.seen_states.add(state)
+                if state == _STATE_SERVER_HELLO:
+                    self.events.append(ServerHelloReceived())
+                elif state == _STATE_CERTIFICATE_REQUEST:
+                    self.events.append(CertificateRequested())
+                elif state == _STATE_CLIENT_CERTIFICATE:
+                    self.events.append(CertificateSent())
+        except Exception:  # noqa: BLE001 - see above
+            pass
 
 
 class TLSClientConnection:
     """One client-side TLS connection, driven by the bytes it is given."""
 
     def __init__(self, context: SSL.Context, server_name: str | None) -> None:
-        self._pending: list[Event] = []
+        self._observer = _InfoObserver()
         self._failed = False
         self._closed = False
-        self._seen_states: set[str] = set()
-        context.set_info_callback(self._on_info)
+        if context not in _DISPATCHING:
+            _dispatch_info_from(context)
         self._connection = SSL.Connection(context, None)
+        self._connection.set_app_data(self._observer)
         self._connection.set_connect_state()
         if server_name:
             self._connection.set_tlsext_host_name(server_name.encode("idna"))
@@ -199,6 +278,12 @@ class TLSClientConnection:
     def peer_chain(self) -> list[x509.Certificate]:
         return self._connection.get_peer_cert_chain(as_cryptography=True) or []
 
+    def peer_chain_der(self) -> tuple[bytes, ...]:
+        """The chain as the server sent it, DER, straight from OpenSSL (no round trip
+        through ``cryptography`` objects: the prober keeps only the bytes)."""
+        chain = self._connection.get_peer_cert_chain() or []
+        return tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, certificate) for certificate in chain)
+
     def client_ca_names(self) -> list[str]:
         # Server-controlled names: cryptography refuses some encodings OpenSSL accepts.
         try:
@@ -223,13 +308,13 @@ class TLSClientConnection:
             if not completed:
                 return self._take_pending()
             self.handshake_completed = True
-            self._pending.append(HandshakeCompleted())
+            self._observer.events.append(HandshakeCompleted())
         while True:
             received, data = self._attempt(lambda: self._connection.recv(_READ_SIZE))
             if not received:
                 return self._take_pending()
             assert data is not None  # received: recv() returned its bytes
-            self._pending.append(ApplicationData(data))
+            self._observer.events.append(ApplicationData(data))
 
     def _attempt(self, operation: Callable[[], T]) -> tuple[bool, T | None]:
         """Run one OpenSSL operation; (False, None) when it needs more bytes or the
@@ -240,44 +325,18 @@ class TLSClientConnection:
             return False, None
         except SSL.ZeroReturnError:  # close_notify
             self._closed = True
-            self._pending.append(ConnectionClosed(clean=True))
+            self._observer.events.append(ConnectionClosed(clean=True))
         except SSL.SysCallError:  # EOF on the transport (bio_shutdown)
             self._closed = True
-            self._pending.append(ConnectionClosed(clean=False))
+            self._observer.events.append(ConnectionClosed(clean=False))
         except SSL.Error as error:
             self._failed = True
-            self._pending.append(TLSFailed(_describe(error)))
+            self._observer.events.append(TLSFailed(_describe(error)))
         return False, None
 
     def _take_pending(self) -> list[Event]:
-        events, self._pending = self._pending, []
+        events, self._observer.events = self._observer.events, []
         return events
-
-    def _on_info(self, connection: SSL.Connection, where: int, ret: int) -> None:
-        # cffi swallows exceptions raised here, so nothing may escape.
-        try:
-            if where & SSL.SSL_CB_ALERT:
-                # ret: alert level in the high byte, description in the low byte.
-                fatal = (ret >> 8) == 2
-                if where & SSL.SSL_CB_READ:
-                    self._pending.append(AlertReceived(code=ret & 0xFF, fatal=fatal))
-                else:
-                    self._pending.append(AlertSent(code=ret & 0xFF, fatal=fatal))
-                return
-            state = connection.get_state_string().decode("ascii", "replace")
-            if state == _STATE_SESSION_TICKET:
-                # Every ticket is an event: a server may send several.
-                self._pending.append(SessionTicketReceived())
-            elif state not in self._seen_states:
-                self._seen_states.add(state)
-                if state == _STATE_SERVER_HELLO:
-                    self._pending.append(ServerHelloReceived())
-                elif state == _STATE_CERTIFICATE_REQUEST:
-                    self._pending.append(CertificateRequested())
-                elif state == _STATE_CLIENT_CERTIFICATE:
-                    self._pending.append(CertificateSent())
-        except Exception:  # noqa: BLE001 - see above
-            pass
 
 
 def _describe(error: SSL.Error) -> str:
