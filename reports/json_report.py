@@ -1,11 +1,18 @@
 """The JSON report: written as the scan goes, validated when read back.
 
-The document is ``{"schema_version", "targets": [...], "scan", "summary"}``; its shape is
-``reports/schema/report.schema.json``. ``JsonReportWriter`` streams one target at a
-time into a temporary file next to the destination and renames it into place only in
-``finish()``, so an interrupted scan never leaves a truncated report under the real
-name. ``load_report`` reads a saved report back and checks it against the schema, so
-the other reporters can re-render it later.
+The document is ``{"schema_version", "targets": [...], "certificates": {...}, "scan",
+"summary"}``; its shape is ``reports/schema/report.schema.json``. ``JsonReportWriter``
+streams one target at a time into a temporary file next to the destination and renames
+it into place only in ``finish()``, so an interrupted scan never leaves a truncated
+report under the real name. ``load_report`` reads a saved report back and checks it
+against the schema, so the other reporters can re-render it later.
+
+The encoding is compact, for 10,000 targets: no indentation, one target per line (a
+diff still shows which target changed), every fact said once. Targets name their
+certificates by SHA-256 and the ``certificates`` table, written after the targets,
+holds each distinct certificate once (targets behind one load balancer or CA share
+chains); probes leave out their defaults; findings name probes instead of repeating
+their facts (``TargetReport.to_dict``). Loading puts everything back.
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
+from jsonschema.exceptions import ValidationError, best_match
 
 from mtls_audit.reports.atomic import AtomicFile
+from mtls_audit.reports.spill import SpillFile
 from mtls_audit.scanner.model.errors import UserError
 from mtls_audit.scanner.model.report import (
     SCHEMA_VERSION,
+    CertificateSummary,
     ReportDocument,
     ScanInfo,
     Summary,
@@ -34,9 +43,11 @@ class ReportError(UserError):
     """A report file that cannot be used: unreadable, not JSON, or not the schema."""
 
 
-def _dumps(value: Any, indent: int | None = None) -> str:
+def _dumps(value: Any) -> str:
     # allow_nan=False: NaN/Infinity are not JSON, and other tools would choke on them.
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=indent)
+    # No spaces: at 10,000 targets a byte per separator is megabytes. Newlines inside
+    # strings are escaped, so a target stays on its line.
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 class JsonReportWriter:
@@ -45,12 +56,18 @@ class JsonReportWriter:
     Until ``finish()`` succeeds the bytes live in a hidden temporary file in the same
     directory (so the final rename is atomic); ``abort()`` removes it. Used as a context
     manager, an exception inside the block aborts instead of publishing.
+
+    The certificates table comes after the targets, so a certificate first seen on
+    the last target still makes it; until then new certificates wait in a spill file
+    beside the report, and the writer keeps only their fingerprints in memory.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._file: IO[str] | None = None
         self._atomic: AtomicFile | None = None
+        self._certificates: SpillFile | None = None
+        self._seen: set[str] = set()
         self._count = 0
         self._done = False
 
@@ -61,13 +78,22 @@ class JsonReportWriter:
             raise RuntimeError("JsonReportWriter.start() called twice")
         self._atomic = AtomicFile(self.path)
         self._file = self._atomic.file
-        self._file.write(f'{{"schema_version": {_dumps(SCHEMA_VERSION)}, "targets": [')
+        self._file.write(f'{{"schema_version":{_dumps(SCHEMA_VERSION)},"targets":[')
 
     def add(self, target: TargetReport) -> None:
         """Write one target; order of calls is report order."""
         file = self._require_open()
-        text = _dumps(target.to_dict(), indent=2).replace("\n", "\n  ")
-        file.write(("," if self._count else "") + "\n  " + text)
+        data = target.to_dict()
+        data["certificates"] = [certificate.sha256 for certificate in target.certificates]
+        for certificate in target.certificates:
+            if certificate.sha256 not in self._seen:
+                if self._certificates is None:
+                    self._certificates = SpillFile(self.path)
+                entry = certificate.to_dict()
+                del entry["sha256"]
+                self._certificates.append([certificate.sha256, entry])
+                self._seen.add(certificate.sha256)
+        file.write(("," if self._count else "") + "\n" + _dumps(data))
         self._count += 1
 
     def finish(self, scan: ScanInfo, summary: Summary) -> Path:
@@ -75,15 +101,16 @@ class JsonReportWriter:
         file = self._require_open()
         atomic = self._atomic
         assert atomic is not None  # start() set it along with the open file
-        closing = "\n" if self._count else ""
-        closing += (
-            f'],\n"scan": {_dumps(scan.to_dict(), indent=2)},\n"summary": {_dumps(summary.to_dict(), indent=2)}\n}}\n'
-        )
         try:
-            file.write(closing)
+            file.write(("\n" if self._count else "") + '],"certificates":{')
+            for number, (sha256, entry) in enumerate(self._certificates or ()):
+                file.write(("," if number else "") + f"\n{_dumps(sha256)}:{_dumps(entry)}")
+            file.write(("\n" if self._seen else "") + "},\n")
+            file.write(f'"scan":{_dumps(scan.to_dict())},\n"summary":{_dumps(summary.to_dict())}}}\n')
         except BaseException:
             self.abort()
             raise
+        self._discard_certificates()
         self._file = None
         self._done = True
         return atomic.commit()
@@ -92,8 +119,14 @@ class JsonReportWriter:
         """Drop the partial report; the final name is never touched."""
         if self._atomic is not None:
             self._atomic.abort()
+        self._discard_certificates()
         self._file = None
         self._done = True
+
+    def _discard_certificates(self) -> None:
+        if self._certificates is not None:
+            self._certificates.discard()
+        self._seen.clear()
 
     def _require_open(self) -> IO[str]:
         if self._file is None:
@@ -117,10 +150,23 @@ def schema() -> dict[str, Any]:
 
 def load_report(path: Path | str) -> ReportDocument:
     """Read a saved report and validate it. Raises ``ReportError`` (one line) if the
-    file cannot be read, is not JSON, or does not match the schema."""
+    file cannot be read, is not JSON, or does not match the schema.
+
+    A report as ``JsonReportWriter`` lays it out (one target per line) is read a line
+    at a time, so only the typed targets stay in memory, not the text and every
+    parsed dict besides; any other layout (1.0 and 1.1 reports, a hand-edited one)
+    is read whole."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as file:
+            first = file.readline()
+            if first == _FIRST_LINE and file.seekable():
+                document = _read_line_by_line(path, file)
+                if document is not None:
+                    return document
+                file.seek(0)
+                first = file.readline()
+            text = first + file.read()
     except (OSError, UnicodeDecodeError) as error:
         raise ReportError(f"{path}: cannot read report: {_one_line(str(error))}", file=str(path)) from None
     try:
@@ -129,12 +175,73 @@ def load_report(path: Path | str) -> ReportDocument:
         raise ReportError(
             f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}", file=str(path)
         ) from None
-    problem = validation_problem(document)
+    del text
+    problem = validation_problem(document) or _unknown_certificate(document)
     if problem is not None:
-        raise ReportError(f"{path}: not an mtls-audit {SCHEMA_VERSION} report: {problem}", file=str(path))
+        raise _not_a_report(path, problem)
     if document["schema_version"] == "1.0":
         _commands_out_of_evidence(document)
-    return ReportDocument.from_dict(document)
+    try:
+        return ReportDocument.from_dict(document)
+    except ValueError as error:  # what the schema cannot say: a probe id that names no probe
+        raise _not_a_report(path, _one_line(str(error))) from None
+
+
+# How JsonReportWriter starts a report with targets, and what follows the last one.
+_FIRST_LINE = f'{{"schema_version":{_dumps(SCHEMA_VERSION)},"targets":[\n'
+_AFTER_TARGETS = '],"certificates":{'
+
+
+def _read_line_by_line(path: Path, file: IO[str]) -> ReportDocument | None:
+    """The report in ``file`` (just past its first line), or None when it is not laid
+    out as the writer lays it out. Two passes: the certificates table comes after the
+    targets, and a target needs it."""
+    count = 0
+    for line in file:
+        if line.startswith(_AFTER_TARGETS):
+            break
+        if not (line.startswith("{") and line.rstrip("\n").rstrip(",").endswith("}")):
+            return None
+        count += 1
+    else:
+        return None
+    try:
+        rest = json.loads("{" + line[len("],") :] + file.read())
+    except json.JSONDecodeError:
+        return None
+    problem = validation_problem({"schema_version": SCHEMA_VERSION, "targets": [], **rest})
+    if problem is not None:
+        raise _not_a_report(path, problem)
+    table = {
+        sha256: CertificateSummary.from_dict({**entry, "sha256": sha256})
+        for sha256, entry in rest["certificates"].items()
+    }
+    validator = _validator("target")
+    file.seek(0)
+    file.readline()
+    targets = []
+    for number in range(count):
+        try:
+            target = json.loads(file.readline().rstrip("\n").rstrip(","))
+        except json.JSONDecodeError:
+            return None  # the generic reader says where
+        error = best_match(validator.iter_errors(target))
+        if error is not None:
+            raise _not_a_report(path, _describe(error, f"$.targets[{number}]"))
+        problem = _unknown_certificate({"targets": [target], "certificates": table})
+        if problem is not None:
+            raise _not_a_report(path, problem.replace("$.targets[0]", f"$.targets[{number}]", 1))
+        try:
+            targets.append(TargetReport.from_dict(target, table))
+        except ValueError as error:
+            raise _not_a_report(path, f"at $.targets[{number}]: {_one_line(str(error))}") from None
+    return ReportDocument(
+        ScanInfo.from_dict(rest["scan"]), Summary.from_dict(rest["summary"]), tuple(targets), SCHEMA_VERSION
+    )
+
+
+def _not_a_report(path: Path, problem: str) -> ReportError:
+    return ReportError(f"{path}: not an mtls-audit {SCHEMA_VERSION} report: {problem}", file=str(path))
 
 
 _LEGACY_COMMAND = "openssl_command"
@@ -150,7 +257,7 @@ def _commands_out_of_evidence(document: dict[str, Any]) -> None:
     version; duplicates are dropped, order is kept. Values of another shape stay."""
     for target in document["targets"]:
         for finding in target["findings"]:
-            evidence = finding["evidence"]
+            evidence = finding.get("evidence") or {}
             commands: list[dict[str, str]] = list(finding.get("commands") or [])
             _take_commands(evidence, "", commands)
             for key in _LEGACY_ENTRY_LISTS:
@@ -174,13 +281,34 @@ def _take_commands(holder: dict[str, Any], label: str, commands: list[dict[str, 
             commands.append(command)
 
 
+def _unknown_certificate(document: dict[str, Any]) -> str | None:
+    """Where a target names a certificate the report's table does not hold (the one
+    reference a JSON Schema cannot check), as one line; None when every name resolves."""
+    table = document.get("certificates") or {}
+    for number, target in enumerate(document["targets"]):
+        for position, entry in enumerate(target["certificates"]):
+            if isinstance(entry, str) and entry not in table:
+                return f"at $.targets[{number}].certificates[{position}]: {entry} is not in the certificates table"
+    return None
+
+
 def validation_problem(document: Any) -> str | None:
     """The first schema violation in ``document`` as one line, or None when it is valid."""
-    validator = Draft202012Validator(schema())
-    error = best_match(validator.iter_errors(document))
-    if error is None:
-        return None
-    where = error.json_path if error.path else "$"
+    error = best_match(_validator().iter_errors(document))
+    return None if error is None else _describe(error)
+
+
+@functools.cache
+def _validator(definition: str | None = None) -> Draft202012Validator:
+    """A validator for the whole report, or for one of its ``$defs`` (a target)."""
+    whole = schema()
+    if definition is None:
+        return Draft202012Validator(whole)
+    return Draft202012Validator({"$defs": whole["$defs"], "$ref": f"#/$defs/{definition}"})
+
+
+def _describe(error: ValidationError, root: str = "$") -> str:
+    where = root + error.json_path[1:] if error.path else root
     return _one_line(f"at {where}: {error.message}")
 
 

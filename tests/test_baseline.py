@@ -94,7 +94,7 @@ def _as_version_1_0(document: ReportDocument) -> dict[str, Any]:
     for target in data["targets"]:
         for finding in target["findings"]:
             for key in ("commands", "waived", "waiver", "baseline"):
-                del finding[key]
+                finding.pop(key, None)
     return data
 
 

@@ -34,7 +34,7 @@ def test_hostile_certificate_is_inert_text_in_every_file_and_the_console(scanned
 
     report = json.loads((tmp_path / "r.json").read_text())
     target = report["targets"][0]
-    leaf, second = target["certificates"]
+    leaf, second = (report["certificates"][sha256] for sha256 in target["certificates"])
     # RFC 4514 escapes <, > and " in names with a backslash; the rest is kept as sent.
     assert "window.__pwned=1" in leaf["subject"] and "onerror" in leaf["subject"] and ANSI in leaf["subject"]
     assert leaf["subject_alternative_names"] == [f"DNS:{name}" for name in HOSTILE_SANS]

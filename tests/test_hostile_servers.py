@@ -7,6 +7,7 @@ build of the scanner: that is how each test was seen to fail before its fix.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -20,6 +21,9 @@ from typing import Any
 
 import pytest
 from real_servers import SERVER_NAME, ServerPKI, require_binary, write_test_pki
+
+from mtls_audit.reports.json_report import load_report
+from mtls_audit.scanner.model.report import TargetReport
 
 TESTS = Path(__file__).parent
 
@@ -61,7 +65,21 @@ def scan(port: int, pki: ServerPKI, out: Path, *, identity: bool = True, extra: 
     argv += ["--json", str(out), "--post-handshake-wait", "0.5", "--http-timeout", "2", "--quiet", *extra]
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert completed.returncode in (0, 1, 3), completed.stderr
-    return json.loads(out.read_text())["targets"][0]
+    return _spelled_out(load_report(out).targets[0])
+
+
+def _spelled_out(target: TargetReport) -> dict[str, Any]:
+    """The one target with every fact spelled out, as the checks and the prober made
+    them: the JSON report says each fact once (defaults left out, evidence naming
+    probes), and loading it puts them back."""
+    data = target.to_dict()
+    data["findings"] = [finding.to_dict() | {"evidence": finding.evidence} for finding in target.findings]
+    data["probes"] = [
+        dataclasses.asdict(probe)
+        | {"presented": probe.spec.presented.value, "pinned_version": probe.spec.version.value}
+        for probe in target.probes
+    ]
+    return data
 
 
 def findings(target: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -42,6 +42,7 @@ from identity_servers import (
 from real_servers import SERVER_NAME, ServerProcess, free_port, require_binary
 
 from mtls_audit.checks.registry import BUILTIN_ORDER
+from mtls_audit.reports.json_report import load_report
 
 CHECKS = BUILTIN_ORDER
 
@@ -251,7 +252,21 @@ def scan(pki: IdentityPKI, inventory: Path, out: Path, *args: str) -> Scan:
     completed = run_cli("scan", str(inventory), "--json", str(out), *args, env={"WEB_P12_PASSWORD": pki.web_password})
     assert "Traceback" not in completed.stderr, completed.stderr
     assert completed.returncode in (0, 1, 3), (completed.returncode, completed.stdout, completed.stderr)
-    return Scan(completed, json.loads(out.read_text()))
+    return Scan(completed, _spelled_out(out))
+
+
+def _spelled_out(path: Path) -> dict:
+    """The JSON report with each finding's evidence and commands as the checks made
+    them (the file leaves out what is empty and names probes instead of repeating
+    their facts; loading puts them back)."""
+    document = load_report(path)
+    data = document.to_dict()
+    for target, typed in zip(data["targets"], document.targets, strict=True):
+        target["findings"] = [
+            finding.to_dict() | {"commands": [c.to_dict() for c in finding.commands], "evidence": finding.evidence}
+            for finding in typed.findings
+        ]
+    return data
 
 
 @pytest.fixture(scope="module")

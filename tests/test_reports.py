@@ -15,7 +15,7 @@ from mtls_audit.reports.html.script import FILTER_SCRIPT
 from mtls_audit.reports.html.writer import render_html, write_html
 from mtls_audit.reports.json_report import JsonReportWriter, ReportError, load_report, schema
 from mtls_audit.scanner.model.finding import ReproCommand
-from mtls_audit.scanner.model.report import ReportDocument, ScanInfo, Summary, TargetReport
+from mtls_audit.scanner.model.report import ReportDocument, ScanInfo, Summary
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -418,8 +418,16 @@ def test_schema_is_strict_on_the_public_contract(document, validator):
         (lambda d: d.__setitem__("schema_version", "2.0")),
         (lambda d: d["targets"][0]["findings"][0].__setitem__("severity", "severe")),
         (lambda d: d["targets"][0]["findings"][0].__setitem__("check", 7)),
-        (lambda d: d["targets"][0]["findings"][0].pop("remediation")),
-        (lambda d: d["targets"][0]["probes"][0].pop("after_handshake")),
+        (lambda d: d["targets"][0]["findings"][0].pop("summary")),
+        (lambda d: d["targets"][0]["findings"][0].__setitem__("remediation", None)),
+        (lambda d: d["targets"][0]["probes"][0].pop("probe")),
+        (lambda d: d["targets"][0]["probes"][0].__setitem__("after_handshake", "later")),
+        (lambda d: d["targets"][0]["probes"][0].__setitem__("surprise", True)),
+        (lambda d: d["targets"][0]["probes"][0].__setitem__("presented", "valid")),  # without pinned_version
+        (lambda d: d["targets"][0]["certificates"].__setitem__(0, "not-a-fingerprint")),
+        (lambda d: d["certificates"][SHA_A].pop("pem")),
+        (lambda d: d["certificates"][SHA_A].__setitem__("sha256", SHA_A)),
+        (lambda d: d["certificates"].__setitem__("ABC", d["certificates"][SHA_A])),
         (lambda d: d["targets"][0]["client_auth"][0].__setitem__("classification", "maybe")),
         (lambda d: d["targets"][0].__setitem__("surprise", 1)),
         (lambda d: d["targets"][2].pop("error")),
@@ -451,7 +459,14 @@ def test_streaming_writer_output_parses_validates_and_keeps_order(tmp_path, docu
     assert writer.finish(typed.scan, typed.summary) == path
 
     text = path.read_text(encoding="utf-8")
-    assert text.startswith('{"schema_version": "1.2", "targets": [')
+    assert text.startswith('{"schema_version":"1.2","targets":[\n{"name":"payments-api",')
+    # compact, one target per line, then one line per distinct certificate
+    lines = text.splitlines()
+    assert [json.loads(line.rstrip(","))["name"] for line in lines[1:4]] == [t["name"] for t in document["targets"]]
+    assert lines[4] == '],"certificates":{'
+    assert [line.split(":", 1)[0] for line in lines[5:8]] == [f'"{sha}"' for sha in (SHA_A, SHA_B, SHA_C)]
+    assert lines[8] == "}," and lines[9].startswith('"scan":{') and lines[10].startswith('"summary":{')
+    assert len(lines) == 11
     written = json.loads(text)
     assert _errors(validator, written) == []
     assert [t["name"] for t in written["targets"]] == ["payments-api", f"legacy {SCRIPT}", "billing-db-proxy"]
@@ -473,10 +488,10 @@ def test_no_file_under_the_final_name_until_finish(tmp_path, document):
     path = tmp_path / "report.json"
     writer = JsonReportWriter(path)
     writer.start(ScanInfo.from_dict(document["scan"]))
-    writer.add(TargetReport.from_dict(document["targets"][0]))
+    writer.add(_typed(document).targets[0])
     assert not path.exists()
-    partial = [p for p in tmp_path.iterdir()]
-    assert len(partial) == 1 and partial[0].name != "report.json"
+    partial = [p for p in tmp_path.iterdir()]  # the report, and the certificates waiting for the end
+    assert len(partial) == 2 and all(p.name.startswith(".report.json") for p in partial)
     writer.abort()
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
@@ -486,7 +501,7 @@ def test_an_aborted_writer_publishes_nothing(tmp_path, document):
     path = tmp_path / "report.json"
     writer = JsonReportWriter(path)
     writer.start(ScanInfo.from_dict(document["scan"]))
-    writer.add(TargetReport.from_dict(document["targets"][0]))
+    writer.add(_typed(document).targets[0])
     writer.abort()  # what the pipeline does when the scan crashes
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
@@ -497,7 +512,7 @@ def test_finish_does_not_clobber_an_old_report_until_it_succeeds(tmp_path, docum
     path.write_text("previous report", encoding="utf-8")
     writer = JsonReportWriter(path)
     writer.start(ScanInfo.from_dict(document["scan"]))
-    writer.add(TargetReport.from_dict(document["targets"][0]))
+    writer.add(_typed(document).targets[0])
     assert path.read_text(encoding="utf-8") == "previous report"
     writer.finish(ScanInfo.from_dict(document["scan"]), Summary.from_dict(_summary(document["targets"][:1])))
     assert json.loads(path.read_text(encoding="utf-8"))["targets"][0]["name"] == "payments-api"
@@ -526,12 +541,37 @@ def test_load_report_round_trips_a_written_report(tmp_path, document):
     assert loaded.to_dict() == document
 
 
-def test_load_report_moves_1_0_commands_out_of_the_evidence(tmp_path, document):
+def _spelled_out(version: str) -> dict[str, Any]:
+    """A report as 1.0 and 1.1 wrote it: every field of every probe and finding, the
+    certificates inside each target, no certificates table."""
+    targets = _targets()
+    return {"schema_version": version, "scan": _scan(), "summary": _summary(targets), "targets": targets}
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
+def test_load_report_reads_reports_that_spell_everything_out(tmp_path, document, version):
+    legacy = _spelled_out(version)
+    assert "certificates" not in legacy and isinstance(legacy["targets"][0]["certificates"][0], dict)
+    assert legacy["targets"][0]["probes"][0]["presented"] == "valid"
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(legacy, indent=2), encoding="utf-8")
+    loaded = load_report(path)
+    assert loaded.targets == _typed(document).targets
+    assert loaded.to_dict()["targets"] == document["targets"]  # written again, in the 1.2 shape
+
+
+def test_load_report_rejects_a_certificate_missing_from_the_table(tmp_path, document):
+    del document["certificates"][SHA_B]
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ReportError, match=r"targets\[0\]\.certificates\[1\]: b{64} is not in the certificates table"):
+        load_report(path)
+
+
+def test_load_report_moves_1_0_commands_out_of_the_evidence(tmp_path):
     """A 1.0 report kept its openssl lines in the evidence; loaded, they are the
     finding's commands (labelled by their entry), as every writer expects."""
-    legacy = copy.deepcopy(document)
-    legacy["schema_version"] = "1.0"
-    del legacy["scan"]["checks"]
+    legacy = _spelled_out("1.0")
     cert_required, wrong_ca = legacy["targets"][0]["findings"][:2]
     for finding in legacy["targets"][0]["findings"]:
         del finding["commands"]
@@ -565,6 +605,31 @@ def test_load_report_rejects_a_schema_violation(tmp_path, document):
     message = str(raised.value)
     assert "\n" not in message
     assert "apocalyptic" in message and "targets[1]" in message
+
+
+def test_load_report_reads_the_writers_layout_a_line_at_a_time(tmp_path, document):
+    path = tmp_path / "report.json"
+    _write_json(path, document)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    # a violation in the second target is named as the whole-document check names it
+    broken = json.loads(lines[2].rstrip(",\n"))
+    broken["findings"][0]["severity"] = "apocalyptic"
+    edited = tmp_path / "edited.json"
+    edited.write_text("".join([*lines[:2], json.dumps(broken) + ",\n", *lines[3:]]), encoding="utf-8")
+    with pytest.raises(ReportError) as raised:
+        load_report(edited)
+    assert "at $.targets[1].findings[0].severity: 'apocalyptic' is not one of" in str(raised.value)
+    # so is a certificate the table does not hold, and a probe id that names no probe
+    edited.write_text("".join(lines).replace(f'"{SHA_B}":{{', f'"{"d" * 64}":{{'), encoding="utf-8")
+    with pytest.raises(ReportError, match=r"targets\[0\]\.certificates\[1\]: b{64} is not in"):
+        load_report(edited)
+    edited.write_text("".join(lines).replace('"probe":"no-cert@tls1.3"', '"probe":"nobody@tls1.3"'), encoding="utf-8")
+    with pytest.raises(ReportError, match=r"at \$\.targets\[0\]: 'nobody' is not a valid Presented"):
+        load_report(edited)
+    # a target split over lines (edited by hand) is read whole, to the same result
+    pretty = json.dumps(json.loads(lines[1].rstrip(",\n")), indent=2)
+    edited.write_text("".join([lines[0], pretty + ",\n", *lines[2:]]), encoding="utf-8")
+    assert load_report(edited) == load_report(path) == _typed(document)
 
 
 def test_load_report_rejects_invalid_json(tmp_path):
@@ -877,7 +942,7 @@ def test_html_without_waiver_or_baseline_fields_shows_neither(document):
 
 def test_html_makes_control_characters_and_bad_bytes_visible(tmp_path, document):
     bad = b"\xff".decode("utf-8", "surrogateescape")
-    certificate = document["targets"][0]["certificates"][0]
+    certificate = document["certificates"][document["targets"][0]["certificates"][0]]
     certificate["subject"] = f"CN=a\x1b[31mred{bad}\u202eevil\nCN=forged"
     document["targets"][0]["findings"][0]["evidence"]["note"] = f"x\x00y\x7f{bad}"
     path = write_html(_typed(document), tmp_path / "report.html")  # a lone surrogate would not encode

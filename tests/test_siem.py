@@ -587,7 +587,9 @@ def test_ocsf_required_attributes_are_present_and_typed(demo_report: dict[str, A
     events = _write_report("ocsf", demo_report, tmp_path / "ocsf.ndjson")
     scanned = {t["name"]: datetime.fromisoformat(t["scanned_at"]) for t in demo_report["targets"]}
     addresses = {t["name"]: t["address"] for t in demo_report["targets"]}
-    remediations = {(t["name"], f["check"]): f["remediation"] for t in demo_report["targets"] for f in t["findings"]}
+    remediations = {
+        (t["name"], f["check"]): f.get("remediation", "") for t in demo_report["targets"] for f in t["findings"]
+    }
     for event in events:
         for attribute in ("activity_id", "category_uid", "class_uid", "type_uid", "severity_id", "time"):
             assert isinstance(event[attribute], int) and not isinstance(event[attribute], bool), attribute

@@ -8,11 +8,15 @@ same shape is typed: the commands that repeat the verdict by hand, and what tria
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mtls_audit.scanner.model.status import Severity, Status
+
+if TYPE_CHECKING:
+    from mtls_audit.scanner.model.observations import ProbeObservation
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,31 +91,97 @@ class Finding:
     waiver: WaiverNote | None = None
     baseline: BaselineLabel | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, probes: Mapping[str, ProbeObservation] | None = None) -> dict[str, Any]:
+        """The finding; what is at its default (no remediation, no commands, no
+        evidence, not waived, no baseline label) is left out.
+
+        With the target's ``probes`` (by id), an evidence entry that repeats a probe's
+        facts (``checks.common.probe_entry``: what was presented, the version, the
+        alert...) keeps only the verdict: ``probe``, ``outcome``, ``blocked_at``,
+        ``reason``; ``from_dict`` puts the facts back from the probe. It is done only
+        when reading it back gives the evidence exactly as it was."""
+        data: dict[str, Any] = {
             "check": self.check,
             "status": self.status.value,
             "severity": self.severity.value,
             "summary": self.summary,
-            "remediation": self.remediation,
-            "commands": [command.to_dict() for command in self.commands],
-            "evidence": self.evidence,
-            "waived": self.waived,
-            "waiver": self.waiver.to_dict() if self.waiver else None,
-            "baseline": self.baseline.value if self.baseline else None,
         }
+        if self.remediation:
+            data["remediation"] = self.remediation
+        if self.commands:
+            data["commands"] = [command.to_dict() for command in self.commands]
+        evidence = self.evidence
+        if probes and evidence:
+            verdict = ("probe", "outcome", "blocked_at", "reason")
+
+            def by_reference(value: Any) -> Any:
+                if isinstance(value, dict):
+                    probe = value.get("probe")
+                    if isinstance(probe, str) and probe in probes and set(value) > set(verdict):
+                        return {key: value[key] for key in verdict}
+                    return {key: by_reference(item) for key, item in value.items()}
+                if isinstance(value, list):
+                    return [by_reference(item) for item in value]
+                return value
+
+            shorter = by_reference(evidence)
+            if shorter != evidence and Finding.from_dict({**data, "evidence": shorter}, probes).evidence == evidence:
+                evidence = shorter
+        if evidence:
+            data["evidence"] = evidence
+        if self.waived:
+            data["waived"] = True
+        if self.waiver:
+            data["waiver"] = self.waiver.to_dict()
+        if self.baseline:
+            data["baseline"] = self.baseline.value
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Finding:
+    def from_dict(cls, data: dict[str, Any], probes: Mapping[str, ProbeObservation] | None = None) -> Finding:
+        """From a saved finding; with the target's ``probes`` (by id), an evidence
+        entry that names a probe and holds only the verdict gets the probe's facts back
+        (see ``to_dict``)."""
         waiver = data.get("waiver")
         baseline = data.get("baseline")
+        evidence = data.get("evidence") or {}
+        if probes and evidence:
+            verdict = {"probe", "outcome", "blocked_at", "reason"}
+
+            def facts(probe: ProbeObservation, entry: dict[str, Any]) -> dict[str, Any]:
+                # The order and values of checks.common.probe_entry.
+                return {
+                    "probe": entry["probe"],
+                    "presented": probe.spec.presented.value,
+                    "attempt": probe.spec.attempt,
+                    "tls_version": probe.negotiated_version or probe.spec.version.value,
+                    "outcome": entry["outcome"],
+                    "blocked_at": entry["blocked_at"],
+                    "reason": entry["reason"],
+                    "certificate_request_seen": probe.certificate_request_seen,
+                    "alert": probe.alert_received.to_dict() if probe.alert_received else None,
+                    "after_handshake": probe.after_handshake.value,
+                    "http_status": probe.http.status if probe.http else None,
+                }
+
+            def restored(value: Any) -> Any:
+                if isinstance(value, dict):
+                    probe = value.get("probe")
+                    if isinstance(probe, str) and probe in probes and set(value) == verdict:
+                        return facts(probes[probe], value)
+                    return {key: restored(item) for key, item in value.items()}
+                if isinstance(value, list):
+                    return [restored(item) for item in value]
+                return value
+
+            evidence = restored(evidence)
         return cls(
             check=data["check"],
             status=Status(data["status"]),
             severity=Severity(data["severity"]),
             summary=data["summary"],
             remediation=data.get("remediation", ""),
-            evidence=data.get("evidence") or {},
+            evidence=evidence,
             commands=tuple(ReproCommand.from_dict(c) for c in data.get("commands") or ()),
             waived=bool(data.get("waived", False)),
             waiver=WaiverNote.from_dict(waiver) if waiver else None,

@@ -211,19 +211,25 @@ class HttpExchange:
     error: str | None = None  # why no status was read
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "request_line": self.request_line,
-            "status": self.status,
-            "reason": self.reason,
-            "at_ms": self.at_ms,
-            "error": self.error,
-        }
+        """The request line, and of the rest what was seen (null and "" left out)."""
+        data: dict[str, Any] = {"request_line": self.request_line}
+        if self.status is not None:
+            data["status"] = self.status
+        if self.reason:
+            data["reason"] = self.reason
+        if self.at_ms is not None:
+            data["at_ms"] = self.at_ms
+        if self.error is not None:
+            data["error"] = self.error
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> HttpExchange | None:
         if data is None:
             return None
-        return cls(data["request_line"], data["status"], data["reason"], data["at_ms"], data["error"])
+        return cls(
+            data["request_line"], data.get("status"), data.get("reason", ""), data.get("at_ms"), data.get("error")
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,15 +268,25 @@ class ProbeObservation:
     total_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "probe": self.spec.id,
-            "presented": self.spec.presented.value,
-            "pinned_version": self.spec.version.value,
-            "attempt": self.spec.attempt,
-            "identity": self.spec.identity,
-            "request": self.spec.request,
-            "address": self.address,
-            "sni": self.sni,
+        """Every fact, said once: a fact at its default (false, null, empty,
+        ``not-waited``) is left out, and so are the spec's fields when the probe id
+        spells them (``no-cert@tls1.3#2``). ``from_dict`` restores both. ``address``
+        and ``sni`` are always there: a target leaves out the ones it shares."""
+        data: dict[str, Any] = {"probe": self.spec.id}
+        try:
+            spelled = ProbeSpec.parse(self.spec.id) == self.spec
+        except ValueError:
+            spelled = False
+        if not spelled:  # an identity or request the id cannot carry unambiguously
+            data |= {
+                "presented": self.spec.presented.value,
+                "pinned_version": self.spec.version.value,
+                "attempt": self.spec.attempt,
+                "identity": self.spec.identity,
+                "request": self.spec.request,
+            }
+        data |= {"address": self.address, "sni": self.sni}
+        facts = {
             "client_certificate_sha256": self.client_certificate_sha256,
             "connected": self.connected,
             "connect_error": self.connect_error,
@@ -286,7 +302,9 @@ class ProbeObservation:
             "tls_error": self.tls_error,
             "closed_by_server": self.closed_by_server.value if self.closed_by_server else None,
             "local_error": self.local_error,
-            "after_handshake": self.after_handshake.value,
+            "after_handshake": None
+            if self.after_handshake is AfterHandshake.NOT_WAITED
+            else self.after_handshake.value,
             "session_ticket_received": self.session_ticket_received,
             "http": self.http.to_dict() if self.http else None,
             "timed_out": self.timed_out.value if self.timed_out else None,
@@ -295,6 +313,9 @@ class ProbeObservation:
             "handshake_ms": self.handshake_ms,
             "total_ms": self.total_ms,
         }
+        # `is`, not `==`: a time of 0.0 equals False, and is a fact.
+        data |= {key: value for key, value in facts.items() if value is not None and value is not False and value != []}
+        return data
 
     @property
     def chain_fingerprints(self) -> tuple[str, ...]:
@@ -304,43 +325,47 @@ class ProbeObservation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProbeObservation:
-        """A probe as a saved report holds it (the chain by fingerprint only)."""
+        """A probe as a saved report holds it (the chain by fingerprint only): a 1.0
+        or 1.1 report spells out every field, 1.2 leaves out the defaults."""
 
         def phase(value: Any) -> Phase | None:
             return Phase(value) if value else None
 
-        spec = ProbeSpec(
-            Presented(data["presented"]),
-            TLSVersion(data["pinned_version"]),
-            data.get("attempt", 1),
-            data.get("identity"),
-            data.get("request"),
-        )
+        if "presented" in data:
+            spec = ProbeSpec(
+                Presented(data["presented"]),
+                TLSVersion(data["pinned_version"]),
+                data.get("attempt", 1),
+                data.get("identity"),
+                data.get("request"),
+            )
+        else:
+            spec = ProbeSpec.parse(data["probe"])
         return cls(
             spec=spec,
             address=data["address"],
-            sni=data["sni"],
-            client_certificate_sha256=data["client_certificate_sha256"],
-            connected=data["connected"],
-            connect_error=data["connect_error"],
-            server_hello_seen=data["server_hello_seen"],
-            handshake_completed=data["handshake_completed"],
-            negotiated_version=data["negotiated_version"],
-            cipher=data["cipher"],
-            certificate_request_seen=data["certificate_request_seen"],
-            client_ca_names=tuple(data["client_ca_names"]),
+            sni=data.get("sni"),
+            client_certificate_sha256=data.get("client_certificate_sha256"),
+            connected=data.get("connected", False),
+            connect_error=data.get("connect_error"),
+            server_hello_seen=data.get("server_hello_seen", False),
+            handshake_completed=data.get("handshake_completed", False),
+            negotiated_version=data.get("negotiated_version"),
+            cipher=data.get("cipher"),
+            certificate_request_seen=data.get("certificate_request_seen", False),
+            client_ca_names=tuple(data.get("client_ca_names") or ()),
             certificate_sent=data.get("certificate_sent", False),
-            alert_received=Alert.from_dict(data["alert_received"]),
-            alert_sent=Alert.from_dict(data["alert_sent"]),
-            tls_error=data["tls_error"],
+            alert_received=Alert.from_dict(data.get("alert_received")),
+            alert_sent=Alert.from_dict(data.get("alert_sent")),
+            tls_error=data.get("tls_error"),
             closed_by_server=phase(data.get("closed_by_server")),
             local_error=data.get("local_error"),
-            after_handshake=AfterHandshake(data["after_handshake"]),
-            session_ticket_received=data["session_ticket_received"],
-            http=HttpExchange.from_dict(data["http"]),
-            timed_out=phase(data["timed_out"]),
-            peer_chain_sha256=tuple(data["peer_chain_sha256"]),
-            connect_ms=data["connect_ms"],
-            handshake_ms=data["handshake_ms"],
-            total_ms=data["total_ms"],
+            after_handshake=AfterHandshake(data.get("after_handshake", AfterHandshake.NOT_WAITED.value)),
+            session_ticket_received=data.get("session_ticket_received", False),
+            http=HttpExchange.from_dict(data.get("http")),
+            timed_out=phase(data.get("timed_out")),
+            peer_chain_sha256=tuple(data.get("peer_chain_sha256") or ()),
+            connect_ms=data.get("connect_ms"),
+            handshake_ms=data.get("handshake_ms"),
+            total_ms=data.get("total_ms"),
         )

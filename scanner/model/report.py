@@ -124,14 +124,13 @@ class MatrixRow:
         return all(decided)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "client": self.client,
-            "kind": self.kind,
-            "expect": self.expect,
-            "detail": self.detail,
-            "client_certificate_sha256": self.client_certificate_sha256,
-            "cells": [cell.to_dict() for cell in self.cells],
-        }
+        data: dict[str, Any] = {"client": self.client, "kind": self.kind, "expect": self.expect}
+        if self.detail:
+            data["detail"] = self.detail
+        if self.client_certificate_sha256 is not None:
+            data["client_certificate_sha256"] = self.client_certificate_sha256
+        data["cells"] = [cell.to_dict() for cell in self.cells]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MatrixRow:
@@ -209,6 +208,27 @@ class TargetReport:
         return next((f for f in self.findings if f.check == check), None)
 
     def to_dict(self) -> dict[str, Any]:
+        """The target; each fact said once. A probe leaves out its ``address``,
+        ``sni`` and ``peer_chain_sha256`` when they are the target's ``address``,
+        ``server_name`` and certificates (a probe that got no chain from a target that
+        has one says ``[]``), and finding evidence names probes by id instead of
+        repeating their facts (``Finding.to_dict``). The certificates are spelled out
+        here; the JSON report keeps them once per report (``ReportDocument.to_dict``)."""
+        chain = [certificate.sha256 for certificate in self.certificates]
+        probes = []
+        for probe in self.probes:
+            entry = probe.to_dict()
+            if entry["address"] == self.address:
+                del entry["address"]
+            if entry["sni"] == self.server_name:
+                del entry["sni"]
+            fingerprints = list(probe.chain_fingerprints)
+            if fingerprints == chain:
+                entry.pop("peer_chain_sha256", None)
+            else:
+                entry["peer_chain_sha256"] = fingerprints
+            probes.append(entry)
+        by_id = {probe.spec.id: probe for probe in self.probes}
         return {
             "name": self.name,
             "address": self.address,
@@ -220,15 +240,31 @@ class TargetReport:
             "accepted_versions": list(self.accepted_versions),
             "client_auth": [entry.to_dict() for entry in self.client_auth],
             "certificates": [certificate.to_dict() for certificate in self.certificates],
-            "findings": [finding.to_dict() for finding in self.findings],
-            "probes": [probe.to_dict() for probe in self.probes],
+            "findings": [finding.to_dict(by_id) for finding in self.findings],
+            "probes": probes,
             "identity_matrix": [row.to_dict() for row in self.identity_matrix],
             "index": self.index,
             "inventory_line": self.inventory_line,
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TargetReport:
+    def from_dict(
+        cls, data: dict[str, Any], certificates: Mapping[str, CertificateSummary] | None = None
+    ) -> TargetReport:
+        """From a saved target; ``certificates`` is the report's table (by SHA-256) for
+        a target that names its certificates by fingerprint (1.2)."""
+        chain = tuple(
+            (certificates or {})[entry] if isinstance(entry, str) else CertificateSummary.from_dict(entry)
+            for entry in data.get("certificates") or ()
+        )
+        # What a 1.2 probe leaves out because it is the target's (1.0 and 1.1 spell it).
+        shared = {
+            "address": data["address"],
+            "sni": data["server_name"],
+            "peer_chain_sha256": [certificate.sha256 for certificate in chain],
+        }
+        probes = tuple(ProbeObservation.from_dict(shared | entry) for entry in data.get("probes") or ())
+        by_id = {probe.spec.id: probe for probe in probes}
         return cls(
             name=data["name"],
             address=data["address"],
@@ -239,9 +275,9 @@ class TargetReport:
             scanned_at=datetime.fromisoformat(data["scanned_at"]),
             accepted_versions=tuple(data.get("accepted_versions") or ()),
             client_auth=tuple(ClientAuthEntry.from_dict(e) for e in data.get("client_auth") or ()),
-            certificates=tuple(CertificateSummary.from_dict(c) for c in data.get("certificates") or ()),
-            findings=tuple(Finding.from_dict(f) for f in data.get("findings") or ()),
-            probes=tuple(ProbeObservation.from_dict(p) for p in data.get("probes") or ()),
+            certificates=chain,
+            findings=tuple(Finding.from_dict(f, by_id) for f in data.get("findings") or ()),
+            probes=probes,
             identity_matrix=tuple(MatrixRow.from_dict(r) for r in data.get("identity_matrix") or ()),
             index=data.get("index", 0),
             inventory_line=data.get("inventory_line"),
@@ -417,20 +453,40 @@ class ReportDocument:
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON report's shape (what ``JsonReportWriter`` streams): each target
+        names its certificates by SHA-256, and ``certificates`` holds each distinct one
+        once, keyed by SHA-256, in the order the targets first name them."""
+        targets = []
+        table: dict[str, dict[str, Any]] = {}
+        for target in self.targets:
+            entry = target.to_dict()
+            entry["certificates"] = [certificate.sha256 for certificate in target.certificates]
+            for certificate in target.certificates:
+                if certificate.sha256 not in table:
+                    table[certificate.sha256] = certificate.to_dict()
+                    del table[certificate.sha256]["sha256"]
+            targets.append(entry)
         return {
             "schema_version": self.schema_version,
-            "targets": [target.to_dict() for target in self.targets],
+            "targets": targets,
+            "certificates": table,
             "scan": self.scan.to_dict(),
             "summary": self.summary.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReportDocument:
-        """From a dict that already passed the JSON schema (``reports.json_report.load_report``)."""
+        """From a dict that already passed the JSON schema (``reports.json_report.load_report``):
+        1.0 and 1.1 spell out each target's certificates, 1.2 names them in the
+        ``certificates`` table (a name not in it raises KeyError)."""
+        table = {
+            sha256: CertificateSummary.from_dict({**entry, "sha256": sha256})
+            for sha256, entry in (data.get("certificates") or {}).items()
+        }
         return cls(
             scan=ScanInfo.from_dict(data["scan"]),
             summary=Summary.from_dict(data["summary"]),
-            targets=tuple(TargetReport.from_dict(t) for t in data["targets"]),
+            targets=tuple(TargetReport.from_dict(t, table) for t in data["targets"]),
             schema_version=data["schema_version"],
         )
 
