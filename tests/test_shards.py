@@ -17,6 +17,7 @@ import pytest
 import yaml
 from test_cli import assert_one_line_error, run_cli
 
+from mtls_audit.reports.json_report import StreamedReport
 from mtls_audit.scanner.cli.merge import MergeError, ShardReport, merge_shards
 from mtls_audit.scanner.inventory.shards import parse_shard, select_shard, shard_of
 from mtls_audit.scanner.model.report import ReportDocument, ScanInfo, Shard, Summary
@@ -82,7 +83,7 @@ def _shard_document(index: int, count: int, names: list[str], **scan_changes) ->
 def test_merge_refuses_a_report_that_is_not_a_shard() -> None:
     whole = replace(_shard_document(0, 1, []), scan=replace(_shard_document(0, 1, []).scan, shard=None))
     with pytest.raises(MergeError, match="whole.json: not a shard report"):
-        merge_shards([ShardReport("whole.json", whole)])
+        merge_shards([ShardReport("whole.json", StreamedReport.of(whole))])
 
 
 @pytest.mark.parametrize(
@@ -96,8 +97,8 @@ def test_merge_refuses_a_report_that_is_not_a_shard() -> None:
 )
 def test_merge_refuses_shards_of_different_scans(change: dict, message: str) -> None:
     shards = [
-        ShardReport("a.json", _shard_document(0, 2, [])),
-        ShardReport("b.json", _shard_document(1, 2, [], **change)),
+        ShardReport("a.json", StreamedReport.of(_shard_document(0, 2, []))),
+        ShardReport("b.json", StreamedReport.of(_shard_document(1, 2, [], **change))),
     ]
     with pytest.raises(MergeError, match=f"b.json is not a shard of the same scan as a.json: {message}"):
         merge_shards(shards)
@@ -106,16 +107,22 @@ def test_merge_refuses_shards_of_different_scans(change: dict, message: str) -> 
 def test_merge_names_the_missing_and_the_duplicate_shard() -> None:
     with pytest.raises(MergeError, match=r"shard 1/3 missing \(given: 0/3 \(a.json\), 2/3 \(c.json\)\)"):
         merge_shards(
-            [ShardReport("a.json", _shard_document(0, 3, [])), ShardReport("c.json", _shard_document(2, 3, []))]
+            [
+                ShardReport("a.json", StreamedReport.of(_shard_document(0, 3, []))),
+                ShardReport("c.json", StreamedReport.of(_shard_document(2, 3, []))),
+            ]
         )
     with pytest.raises(MergeError, match="shard 0/2 given twice: a.json and again.json"):
         merge_shards(
-            [ShardReport("a.json", _shard_document(0, 2, [])), ShardReport("again.json", _shard_document(0, 2, []))]
+            [
+                ShardReport("a.json", StreamedReport.of(_shard_document(0, 2, []))),
+                ShardReport("again.json", StreamedReport.of(_shard_document(0, 2, []))),
+            ]
         )
 
 
 def test_merged_scan_spans_the_shards() -> None:
-    merged = merge_shards([ShardReport(f"{k}.json", _shard_document(k, 3, [])) for k in (2, 0, 1)])
+    merged = merge_shards([ShardReport(f"{k}.json", StreamedReport.of(_shard_document(k, 3, []))) for k in (2, 0, 1)])
     assert merged.scan.shard is None
     assert merged.scan.started == datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
     assert merged.scan.finished == datetime(2026, 12, 2, 3, 12, tzinfo=UTC)

@@ -8,6 +8,7 @@ errors exit 2 as well).
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import trio
 
 from mtls_audit.checks.base import Check
 from mtls_audit.checks.registry import load_checks
-from mtls_audit.reports.json_report import ReportError, load_report
+from mtls_audit.reports.json_report import ReportError, load_report, open_report
 from mtls_audit.reports.writer import render_document
 from mtls_audit.scanner import __version__
 from mtls_audit.scanner.cli.exit_codes import ExitCode
@@ -24,7 +25,7 @@ from mtls_audit.scanner.cli.explain import explain_lines
 from mtls_audit.scanner.cli.merge import ShardReport, merge_shards
 from mtls_audit.scanner.cli.options import report_options, scan_options, scan_options_from
 from mtls_audit.scanner.cli.outputs import Outputs
-from mtls_audit.scanner.cli.scan_run import execute_scan, fail_usage, load_triage, report_document
+from mtls_audit.scanner.cli.scan_run import execute_scan, fail_usage, load_triage, report_merged
 from mtls_audit.scanner.cli.targets import selection_from, targets_from
 from mtls_audit.scanner.cli.workers import MIN_TARGETS_PER_WORKER, run_shard_processes, workers_for
 from mtls_audit.scanner.engine.engine import scan as scan_targets
@@ -152,8 +153,17 @@ def scan(
             *(["--fail-on-new"] if fail_on_new else []),
         ]
         triage_flags += ["--waivers", str(waivers)] if waivers else []
-        merged = run_shard_processes(source, count, options, only_checks, triage_flags, quiet=quiet)
-        sys.exit(report_document(merged, outputs, fail_on_new=fail_on_new, quiet=quiet))
+        sys.exit(
+            run_shard_processes(
+                source,
+                count,
+                options,
+                only_checks,
+                triage_flags,
+                quiet=quiet,
+                report=partial(report_merged, outputs=outputs, fail_on_new=fail_on_new, quiet=quiet),
+            )
+        )
     code = execute_scan(selection, selected, options, outputs, triage=triage, fail_on_new=fail_on_new, quiet=quiet)
     sys.exit(code)
 
@@ -175,12 +185,12 @@ def merge(
     documents = []
     for path in shards:
         try:
-            documents.append(ShardReport(str(path), load_report(path)))
+            documents.append(ShardReport(str(path), open_report(path)))
         except ReportError as error:
             raise UserError(f"shard {error}", file=str(path)) from None
     merged = merge_shards(documents)
     fail_on_new = bool(merged.scan.options.get("fail_on_new", False))
-    sys.exit(report_document(merged, outputs, fail_on_new=fail_on_new, quiet=quiet))
+    sys.exit(report_merged(merged, outputs, fail_on_new=fail_on_new, quiet=quiet))
 
 
 @main.command()

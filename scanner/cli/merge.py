@@ -10,19 +10,13 @@ never a silently partial report.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mtls_audit.reports.json_report import StreamedReport
 from mtls_audit.scanner.model.errors import UserError
-from mtls_audit.scanner.model.report import (
-    BaselineReport,
-    ReportDocument,
-    ScanInfo,
-    SummaryCounter,
-    TargetReport,
-    WaiverReport,
-)
+from mtls_audit.scanner.model.report import BaselineReport, ScanInfo, TargetReport, WaiverReport
 
 # Options that differ between the shards of one scan by design.
 _PER_SHARD_OPTIONS = frozenset({"shard", "workers"})
@@ -35,15 +29,24 @@ class MergeError(UserError):
 @dataclass(frozen=True)
 class ShardReport:
     source: str  # how messages name it: the file given on the command line
-    document: ReportDocument
+    report: StreamedReport
 
     @property
     def scan(self) -> ScanInfo:
-        return self.document.scan
+        return self.report.scan
 
 
-def merge_shards(shards: Sequence[ShardReport]) -> ReportDocument:
-    """One report from the reports of every shard of one scan, targets in inventory order."""
+@dataclass(frozen=True)
+class MergedScan:
+    """The merged scan, and its targets to stream to the writers in inventory order
+    (one target per shard in memory at a time)."""
+
+    scan: ScanInfo
+    targets: Iterator[TargetReport]
+
+
+def merge_shards(shards: Sequence[ShardReport]) -> MergedScan:
+    """One scan from the reports of every shard of one scan, targets in inventory order."""
     if not shards:
         raise MergeError("merge needs the shard reports to merge")
     for shard in shards:
@@ -68,16 +71,6 @@ def merge_shards(shards: Sequence[ShardReport]) -> ReportDocument:
         have = ", ".join(f"{index}/{count} ({by_index[index].source})" for index in sorted(by_index))
         raise MergeError(f"shard {names} missing (given: {have}); merge needs all {count} shards of the scan")
 
-    targets = _in_inventory_order(shard.document.targets for shard in shards)
-    expected = first.scan.targets_in_inventory
-    if expected is not None and len(targets) != expected:
-        raise MergeError(
-            f"the shards hold {len(targets)} targets, but their inventory has {expected}: "
-            "were they scanned from different versions of it?"
-        )
-    counter = SummaryCounter()
-    for target in targets:
-        counter.add(target)
     scans = [shard.scan for shard in shards]
     scan = replace(
         first.scan,
@@ -88,7 +81,7 @@ def merge_shards(shards: Sequence[ShardReport]) -> ReportDocument:
         waivers=_merged_waivers(scans),
         baseline=_merged_baseline(scans),
     )
-    return ReportDocument(scan=scan, summary=counter.summary(), targets=tuple(targets))
+    return MergedScan(scan, _counted(_in_inventory_order(shards), first.scan.targets_in_inventory))
 
 
 def _shard_count(shard: ShardReport) -> int:
@@ -116,8 +109,8 @@ def _same_scan(first: ShardReport, other: ShardReport) -> None:
         raise differ("inventories", _short(a.inventory_sha256), _short(b.inventory_sha256))
     if a.tool_version != b.tool_version:
         raise differ("mtls-audit versions", a.tool_version, b.tool_version)
-    if first.document.schema_version != other.document.schema_version:
-        raise differ("report schema versions", first.document.schema_version, other.document.schema_version)
+    if first.report.schema_version != other.report.schema_version:
+        raise differ("report schema versions", first.report.schema_version, other.report.schema_version)
     mine = {k: v for k, v in a.options.items() if k not in _PER_SHARD_OPTIONS}
     theirs = {k: v for k, v in b.options.items() if k not in _PER_SHARD_OPTIONS}
     if mine != theirs:
@@ -132,9 +125,21 @@ def _short(digest: str | None) -> str:
     return f"inventory sha256 {digest[:12]}…" if digest else "no inventory digest"
 
 
-def _in_inventory_order(shards: Iterable[Sequence[TargetReport]]) -> list[TargetReport]:
+def _in_inventory_order(shards: Sequence[ShardReport]) -> Iterator[TargetReport]:
     # Each shard is in inventory order already: merge, don't sort.
-    return list(heapq.merge(*shards, key=lambda target: target.index))
+    return heapq.merge(*(shard.report.targets() for shard in shards), key=lambda target: target.index)
+
+
+def _counted(targets: Iterator[TargetReport], expected: int | None) -> Iterator[TargetReport]:
+    count = 0
+    for target in targets:
+        count += 1
+        yield target
+    if expected is not None and count != expected:
+        raise MergeError(
+            f"the shards hold {count} targets, but their inventory has {expected}: "
+            "were they scanned from different versions of it?"
+        )
 
 
 def _merged_waivers(scans: Sequence[ScanInfo]) -> WaiverReport | None:

@@ -17,14 +17,14 @@ from mtls_audit.checks.base import Check
 from mtls_audit.reports.console import render_identity_matrices, render_summary, render_triage_notes
 from mtls_audit.reports.json_report import ReportError, load_report
 from mtls_audit.reports.progress import ScanProgress
-from mtls_audit.reports.writer import render_document
 from mtls_audit.scanner.cli.exit_codes import ExitCode, scan_exit_code
+from mtls_audit.scanner.cli.merge import MergedScan
 from mtls_audit.scanner.cli.options import recorded_options, scan_options_from
 from mtls_audit.scanner.cli.outputs import Outputs, Report
 from mtls_audit.scanner.cli.pipeline import ReportFailure, ScanOutcome, run_scan
 from mtls_audit.scanner.cli.targets import Selection
 from mtls_audit.scanner.model.errors import UserError
-from mtls_audit.scanner.model.report import ReportDocument, ScanInfo, TargetDigest
+from mtls_audit.scanner.model.report import ScanInfo, SummaryCounter, TargetDigest
 from mtls_audit.scanner.triage import Baseline, BaselineError, Triage, load_waivers
 
 
@@ -111,16 +111,33 @@ def execute_scan(
     return _conclude(outcome.digests, outcome.scan, reports, outcome.failed_reports, outputs, fail_on_new, quiet)
 
 
-def report_document(document: ReportDocument, outputs: Outputs, *, fail_on_new: bool, quiet: bool) -> ExitCode:
-    """Write a finished scan's document (merged shards) to every output, print the
-    summary, and give the exit code `scan` would give."""
+def report_merged(merged: MergedScan, outputs: Outputs, *, fail_on_new: bool, quiet: bool) -> ExitCode:
+    """Stream merged shards to every output, print the summary, and give the exit
+    code `scan` would give. A report is renamed into place only when complete: a
+    shard that turns out bad mid-way leaves none."""
     reports = outputs.reports()
+    writers = [report.writer for report in reports]
+    digests: list[TargetDigest] = []
+    counter = SummaryCounter()
     try:
-        render_document(document, [report.writer for report in reports])
+        for writer in writers:
+            writer.start(merged.scan)
+        for target in merged.targets:
+            for writer in writers:
+                writer.add(target)
+            counter.add(target)
+            digests.append(TargetDigest.of(target))
+        for writer in writers:
+            writer.finish(merged.scan, counter.summary())
     except OSError as error:
+        for writer in writers:
+            writer.abort()
         raise UserError(f"cannot write report: {error.filename or ''}: {error.strerror or error}") from None
-    digests = [TargetDigest.of(target) for target in document.targets]
-    return _conclude(digests, document.scan, reports, [], outputs, fail_on_new, quiet)
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
+    return _conclude(digests, merged.scan, reports, [], outputs, fail_on_new, quiet)
 
 
 def _conclude(

@@ -14,16 +14,16 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mtls_audit.reports.json_report import ReportError, load_report
-from mtls_audit.scanner.cli.merge import ShardReport, merge_shards
+from mtls_audit.reports.json_report import ReportError, open_report
+from mtls_audit.scanner.cli.exit_codes import ExitCode
+from mtls_audit.scanner.cli.merge import MergedScan, ShardReport, merge_shards
 from mtls_audit.scanner.model.errors import UserError
-from mtls_audit.scanner.model.report import ReportDocument
 
 # Below this many targets per process, starting processes costs more than it saves.
 MIN_TARGETS_PER_WORKER = 50
@@ -77,8 +77,11 @@ def run_shard_processes(
     triage_flags: Sequence[str],
     *,
     quiet: bool,
-) -> ReportDocument:
-    """Run the ``count`` shards side by side and merge their reports."""
+    report: Callable[[MergedScan], ExitCode],
+) -> ExitCode:
+    """Run the ``count`` shards side by side, merge their reports, and hand the merged
+    scan to ``report`` while the shard reports still exist (they are read as the
+    merged targets stream out)."""
     with tempfile.TemporaryDirectory(prefix="mtls-audit-workers-") as directory:
         paths = [Path(directory) / f"shard-{index}.json" for index in range(count)]
         processes = [
@@ -118,10 +121,10 @@ def run_shard_processes(
             if not quiet:
                 click.echo(f"[shard {index}/{count}] done", err=True)
         try:
-            shards = [ShardReport(str(path), load_report(path)) for path in paths]
+            shards = [ShardReport(str(path), open_report(path)) for path in paths]
         except ReportError as error:
             raise UserError(f"a worker's report could not be read: {error}") from None
-        return merge_shards(shards)
+        return report(merge_shards(shards))
 
 
 def _relay(process: subprocess.Popen[str], prefix: str, last_lines: list[str], index: int, quiet: bool) -> None:
