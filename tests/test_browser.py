@@ -4,7 +4,9 @@ What a string search over the HTML cannot show: the page runs without script err
 Content-Security-Policy violations (so the hash of the inline filter script is right),
 the filter hides and shows matrix rows and target sections together, every matrix link
 lands on an element, the page is complete with JavaScript off, and hostile certificate
-text stays text.
+text stays text, in both forms of the page: the demo's, with every section on the
+page, and the on-demand form of a large report, whose sections the script makes from
+<noscript> text (tests/test_html_scale.py holds that form at 10,000 targets).
 
 Needs /usr/bin/chromium (Debian's ``chromium`` package) and the ``playwright`` Python
 package; Playwright's own browser download is not used. Without them the tests skip,
@@ -65,6 +67,9 @@ def test_demo_report_in_a_browser(open_page, demo_report, tmp_path):
     # the filter script ran (it un-hides its bar) without errors or CSP violations
     assert page.is_visible("#filters")
     opened.assert_clean()
+
+    # a report this small has every section on the page, not kept for later
+    assert page.locator("#targets > noscript").count() == 0
 
     # one matrix row and one section per target, in report order
     assert page.locator(ROWS).count() == len(targets)
@@ -242,12 +247,26 @@ def _hostile_document() -> dict[str, Any]:
     }
 
 
+def _write_hostile(path: Path, monkeypatch: pytest.MonkeyPatch, form: str) -> Path:
+    if form == "on-demand":
+        monkeypatch.setattr("mtls_audit.reports.html.view.INLINE_DETAILS_UP_TO", 0)
+    path = write_html(ReportDocument.from_dict(_hostile_document()), path)
+    assert ("<noscript><details" in path.read_text(encoding="utf-8")) == (form == "on-demand")
+    return path
+
+
+@pytest.mark.parametrize("form", ["inline", "on-demand"])
 @pytest.mark.parametrize("bypass_csp", [False, True], ids=["with-csp", "without-csp"])
-def test_hostile_strings_stay_text(open_page, tmp_path, bypass_csp):
-    """Escaping alone must hold: with the CSP bypassed, nothing injected runs either."""
-    path = write_html(ReportDocument.from_dict(_hostile_document()), tmp_path / "hostile.html")
+def test_hostile_strings_stay_text(open_page, tmp_path, monkeypatch, bypass_csp, form):
+    """Escaping alone must hold: with the CSP bypassed, nothing injected runs either;
+    nor when the script makes the section from its <noscript> text."""
+    path = _write_hostile(tmp_path / "hostile.html", monkeypatch, form)
     opened = open_page(path, bypass_csp=bypass_csp)
     page = opened.page
+    if form == "on-demand":
+        assert page.locator(SECTIONS).count() == 0
+        page.click(f"{ROWS} td.target-col a")
+        assert page.locator(SECTIONS).count() == 1 and page.is_visible(SECTIONS)
 
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert opened.dialogs == []
@@ -277,4 +296,23 @@ def test_hostile_strings_stay_text(open_page, tmp_path, bypass_csp):
     page.fill("#f-text", "")
     assert page.is_visible(ROWS)
     assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert opened.errors == [] and opened.dialogs == []
+
+
+def test_hostile_strings_stay_text_in_the_on_demand_form_without_javascript(open_page, tmp_path, monkeypatch):
+    """With JavaScript off the browser itself parses the <noscript> sections: the
+    escaping there is all that holds."""
+    path = _write_hostile(tmp_path / "hostile.html", monkeypatch, "on-demand")
+    opened = open_page(path, java_script_enabled=False)
+    page = opened.page
+    assert page.locator("#targets details.fold").count() == 1
+    page.click(f"{ROWS} td.target-col a")  # the fragment opens the folded section
+    assert page.is_visible("#target-1")
+    assert page.evaluate("document.querySelectorAll('img, svg, iframe, object, embed').length") == 0
+    assert page.evaluate("document.scripts.length") == 1
+    text = page.inner_text("#target-1")
+    for payload in (SCRIPT, ATTRIBUTE, SVG, "URI:javascript:alert(1)"):
+        assert payload in text, payload
+    assert "\\x1b[31m" in text and "\x1b" not in text
+    assert "\\nCN=forged" in text
     assert opened.errors == [] and opened.dialogs == []

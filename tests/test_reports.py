@@ -817,6 +817,12 @@ def test_html_filter_script_never_builds_html():
     ):
         assert sink not in FILTER_SCRIPT, sink
     assert "textContent" in FILTER_SCRIPT and "dataset" in FILTER_SCRIPT
+    # One parse, and only of markup the page itself holds: a target's section the
+    # template wrote (autoescaped) inside its own <noscript>, which a browser with
+    # JavaScript on keeps as text. A DOMParser document runs nothing.
+    assert FILTER_SCRIPT.count("DOMParser") == 1
+    assert 'if (slot.tagName !== "NOSCRIPT") { return slot; }' in FILTER_SCRIPT
+    assert 'new DOMParser().parseFromString(slot.textContent, "text/html")' in FILTER_SCRIPT
 
 
 def test_html_filter_ui_is_hidden_until_the_script_runs(document):

@@ -3,7 +3,9 @@
 Autoescaping is on, every value passes ``escaping.finalize`` first, and a missing key
 fails loudly (``StrictUndefined``): the view model is complete by construction. The
 page is produced as a stream of chunks (``Template.generate``), so a page for
-thousands of targets is written as it is rendered, never held whole.
+thousands of targets is written as it is rendered, never held whole; a page in its
+on-demand form (``view.INLINE_DETAILS_UP_TO``) spells characters beyond ASCII as
+character references (``escaping.ascii_only`` says why).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from mtls_audit.reports.html.escaping import encodable, finalize
+from mtls_audit.reports.html.escaping import ascii_only, encodable, finalize
 from mtls_audit.reports.html.script import FILTER_SCRIPT, content_security_policy
 
 
@@ -33,6 +35,7 @@ def _environment() -> Environment:
     )
     environment.filters["pretty_json"] = _pretty_json
     environment.filters["table_columns"] = _table_columns
+    environment.tests["plain"] = _plain
     return environment
 
 
@@ -42,12 +45,20 @@ def render_chunks(report: dict[str, Any]) -> Iterator[str]:
     for chunk in template.generate(
         report=report, script=Markup(FILTER_SCRIPT), csp=content_security_policy(FILTER_SCRIPT)
     ):
-        yield encodable(chunk)
+        yield ascii_only(encodable(chunk)) if report["on_demand"] else encodable(chunk)
 
 
 def _pretty_json(value: Any) -> str:
     """Indented JSON as plain text (autoescaping still applies where it is inserted)."""
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _plain(value: Any) -> bool:
+    """A value the ``value`` macro writes as it is: a non-empty one-line string, or a
+    number (not a boolean, which it writes as a literal)."""
+    if isinstance(value, str):
+        return bool(value) and "\n" not in value
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _table_columns(value: Any) -> list[str]:

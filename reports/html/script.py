@@ -1,11 +1,16 @@
-"""The page's only script, the target filter, and the Content-Security-Policy that
-allows exactly it.
+"""The page's only script (the target filter, and on a large report each target's
+details made into elements when opened) and the Content-Security-Policy that allows
+exactly it.
 
 The script ships as package data (``reports/html/filter.js``) and is inlined into the
 page verbatim; the CSP names it by the SHA-256 of that text, so an edit to the file
 changes the hash with it and no other inline script can run. The script must stay
 ASCII and must never build HTML from data: it reads ``data-*`` attributes, compares
-strings, toggles ``hidden`` and sets ``textContent``.
+strings, toggles ``hidden`` and classes and sets ``textContent``. The one markup it
+parses is the text of the page's own ``<noscript>`` sections (the on-demand form,
+``reports.html.view.INLINE_DETAILS_UP_TO``), which the template escaped like the rest
+of the page; it parses it with ``DOMParser``, whose document runs nothing, exactly as
+the browser parses it with JavaScript off.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ The template only sees what is built here, with every key present, so a target w
 empty lists or no values (an unreachable one) renders the same way as any other.
 Ids and anchors come from positions and a sanitized slug per check, never from names.
 
+A report of more than ``INLINE_DETAILS_UP_TO`` targets gets the page's on-demand form
+(``on_demand``): short matrix cells, and each target's section kept as text in a
+``<noscript>`` until it is opened (see the template's header).
+
 The page is built in two parts so that a writer never holds every target: a
 ``PageTally`` takes each target as it arrives and keeps only what the header, the
 filter and the matrix columns need (counts, tags, check ids); ``TargetViews`` turns the
@@ -55,6 +59,15 @@ _BLOCKED_AT = {
 # The identity matrix: who each client is, and how a cell reads against the policy.
 _MATRIX_KINDS = {"identity": "our identity", "impostor": "impostor", "rule": "access rule", "minted": "minted copy"}
 _FINGERPRINT_SHOWN = 16  # hex digits of a client certificate's SHA-256 shown; the rest in a title
+# Up to this many targets every section is on the page as elements, and each matrix
+# cell links to its finding with the finding's summary as a title. Beyond it the page
+# takes its on-demand form: a section of the demo is some 1,300 elements, so 100
+# targets already take 1.3 s to load, and 10,000 did not load in ten minutes
+# (bench/html_at_scale.py; the on-demand form loads 10,000 in under 2 s).
+INLINE_DETAILS_UP_TO = 25
+# The matrix's rows come in bodies of this many, each laid out only near the viewport
+# (content-visibility), so showing 10,000 rows again lays out a screenful.
+MATRIX_ROWS_PER_BODY = 100
 
 
 def display_status(finding: Finding) -> str:
@@ -178,6 +191,8 @@ def page_view(
         "flag_options": [
             {"value": flag, "label": _FLAG_LABELS[flag], "count": n} for flag, n in tally.flag_counts.items() if n
         ],
+        "on_demand": tally.target_count > INLINE_DETAILS_UP_TO,
+        "rows_per_body": MATRIX_ROWS_PER_BODY,
         "targets": TargetViews(targets, tally, scan_time),
     }
 

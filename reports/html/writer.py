@@ -5,7 +5,9 @@ rendered with autoescaping and ``escaping.finalize`` (``reports.html.render``), 
 anchors come from positions (``reports.html.view``), the page loads nothing external,
 and its Content-Security-Policy allows exactly one script, the filter shipped as
 ``filter.js``, by the hash of its text (``reports.html.script``). Without JavaScript the
-page is complete; the filter bar simply stays hidden.
+page is complete; the filter bar simply stays hidden. A report of many targets is
+written in the page's on-demand form (``reports.html.view``; the template's header says
+how), which loads 10,000 targets in under two seconds (``bench/html_at_scale.py``).
 
 A page can only be laid out once every target is known (the header counts them, the
 matrix has a column per check seen anywhere), but a scan of 10,000 targets must not
