@@ -265,3 +265,15 @@ def test_shard_of_a_host_port_target_is_refused(tmp_path: Path, lab_process) -> 
         "scan", lab_process.address("strict"), "--ca", str(lab_process.directory / "pki" / "ca.pem"), "--shard", "0/2"
     )
     assert_one_line_error(result, "--shard splits an inventory file")
+
+
+def test_default_workers_stay_within_cpus_targets_and_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mtls_audit.scanner.cli import workers
+
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 64)
+    assert workers.workers_for(None, 10_000, per_host=4) == 4  # no more connections per host than asked
+    assert workers.workers_for(None, 10_000, per_host=256) == 64  # one per CPU
+    assert workers.workers_for(None, 120, per_host=256) == 2  # 50 targets per worker at least
+    assert workers.workers_for(None, 30, per_host=4) == 1
+    assert workers.workers_for(8, 10_000, per_host=4) == 8  # asked for: as asked
+    assert workers.workers_for(8, 3, per_host=4) == 3  # never more than the targets

@@ -103,7 +103,7 @@ def outputs_from(json_path: Path | None, html_path, junit_path, sarif_path, siem
     "--workers",
     type=click.IntRange(1, 256),
     help="Run the scan as this many shard processes and merge them "
-    f"(default: one per CPU, from {MIN_TARGETS_PER_WORKER} targets per CPU).",
+    f"(default: one per CPU, from {MIN_TARGETS_PER_WORKER} targets per CPU, at most --per-host).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing; rely on the exit code and reports.")
 @scan_options
@@ -146,7 +146,11 @@ def scan(
     outputs = outputs_from(json_path, html_path, junit_path, sarif_path, siem, siem_out, fail_on)
     selection = selection_from(source, options, known, shard)
     triage = load_triage(baseline, waivers, known)
-    count = 1 if shard is not None or selection.inventory is None else workers_for(workers, len(selection.targets))
+    count = (
+        1
+        if shard is not None or selection.inventory is None
+        else workers_for(workers, len(selection.targets), options["per_host"])
+    )
     if count > 1:
         triage_flags = [
             *(["--baseline", str(baseline)] if baseline else []),

@@ -38,13 +38,15 @@ _PASSED_ON = (
 )
 
 
-def workers_for(requested: int | None, targets: int) -> int:
+def workers_for(requested: int | None, targets: int, per_host: int) -> int:
     """How many shard processes to run: as asked (at most one per target), or by
-    default one per CPU when the inventory is big enough to pay for the processes."""
+    default one per CPU when the inventory is big enough to pay for the processes,
+    and no more than --per-host: each worker keeps at least one connection per host,
+    and a polite scan must not open more to one host than it was told."""
     if requested is not None:
         return max(1, min(requested, targets))
     cpus = os.cpu_count() or 1
-    return max(1, min(cpus, targets // MIN_TARGETS_PER_WORKER))
+    return max(1, min(cpus, targets // MIN_TARGETS_PER_WORKER, per_host))
 
 
 def shard_command(
