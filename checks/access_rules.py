@@ -15,7 +15,7 @@ from mtls_audit.checks.common import probe_entry, unscannable, versions_in_play
 from mtls_audit.scanner.judge import Outcome, curl_command, judge_access_attempts, repro_command
 from mtls_audit.scanner.model.finding import ReproCommand
 from mtls_audit.scanner.model.observations import Presented
-from mtls_audit.scanner.model.target import AccessRule, Expect, Target
+from mtls_audit.scanner.model.target import AccessRule, AppProtocol, Expect, Target
 
 REMEDIATION = (
     "Authorize on the verified certificate's identity (its SPIFFE ID or SAN), not on the CN, "
@@ -25,7 +25,7 @@ REMEDIATION = (
 
 
 def rule_label(rule: AccessRule, target: Target) -> str:
-    return f"{rule.name} {rule.request_made(target.http_path)} (expect {rule.expect.value})"
+    return f"{rule.name} {rule.request_made(target.request)} (expect {rule.expect.value})"
 
 
 def evaluate(evidence: Evidence) -> Finding:
@@ -43,7 +43,7 @@ def evaluate(evidence: Evidence) -> Finding:
         label = rule_label(rule, target)
         entry: dict[str, Any] = {
             "identity": rule.name,
-            "request": rule.request_made(target.http_path),
+            "request": rule.request_made(target.request),
             "expect": rule.expect.value,
             "probes": [],
         }
@@ -56,7 +56,8 @@ def evaluate(evidence: Evidence) -> Finding:
                 continue
             first = attempts[0].spec
             commands.append(repro_command(target, first, rule.identity))
-            if version is versions[-1]:  # one curl line: curl picks the newest version
+            if version is versions[-1] and target.app_protocol is AppProtocol.HTTP:
+                # One curl line: curl picks the newest version.
                 commands.append(
                     ReproCommand(f"{first.label} (curl)", curl_command(target, rule.identity, rule.request))
                 )

@@ -45,14 +45,14 @@ def evaluate(evidence: Evidence) -> Finding:
             if verdicts.got_in:
                 deciding = verdicts.deciding
                 assert deciding is not None  # got_in counts at least one verdict
-                asked = "" if any(o.certificate_request_seen for o in attempts) else f" ({NEVER_ASKED})"
+                asked = "" if any(o.certificate_requested for o in attempts) else f" ({NEVER_ASKED})"
                 inconsistency = f" ({verdicts.inconsistency})" if verdicts.inconsistency else ""
                 admitted.append(f"{label}: {deciding.reason}{asked}{inconsistency}")
                 continue
             for observation, verdict in zip(attempts, verdicts.verdicts, strict=True):
                 if verdict.outcome is not Outcome.BLOCKED:
                     undecided.append(f"{observation.spec.id}: {verdict.reason}")
-                elif not observation.certificate_request_seen:
+                elif not observation.certificate_requested:
                     # Refusing a certificate the server never asked for proves nothing
                     # about its trust store: it may refuse everyone.
                     undecided.append(f"{observation.spec.id}: blocked, but {NEVER_ASKED}")

@@ -454,7 +454,7 @@ BAD_CASES = [
         {},
         ["defaults", "field 'client_auth'", "boolean"],
     ),
-    ("bad-probe", _set("targets.0.probe", "grpc"), {}, [T1, "field 'probe'", "http, none"]),
+    ("bad-probe", _set("targets.0.probe", "smtp"), {}, [T1, "field 'probe'", "http, grpc, postgres, none"]),
     (
         "http-path-no-slash",
         _set("targets.0.http_path", "healthz"),

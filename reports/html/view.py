@@ -50,11 +50,19 @@ _FLAG_LABELS = {
     "new": "has new findings",
 }
 
-_CLASSIFICATION_CSS = {"required": "pass", "optional": "fail", "not-requested": "fail", "unknown": "error"}
+_CLASSIFICATION_CSS = {
+    "required": "pass",
+    "required-after-handshake": "pass",
+    "optional": "fail",
+    "not-requested": "fail",
+    "unknown": "error",
+}
 _BLOCKED_AT = {
     "tls-handshake": "TLS handshake",
-    "tls-post-handshake": "right after the TLS 1.3 handshake",
+    "tls-post-handshake": "after the TLS handshake",
     "http": "HTTP layer",
+    "grpc": "gRPC status",
+    "application": "PostgreSQL protocol",
 }
 # The identity matrix: who each client is, and how a cell reads against the policy.
 _MATRIX_KINDS = {"identity": "our identity", "impostor": "impostor", "rule": "access rule", "minted": "minted copy"}

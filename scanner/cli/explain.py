@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mtls_audit.scanner.judge import Outcome, VersionSupport, access_verdict, judge, version_support
+from mtls_audit.scanner.judge.verdicts import grpc_status_name
 from mtls_audit.scanner.model.certificates import subject_text
 from mtls_audit.scanner.model.minting import DEFECTS
 from mtls_audit.scanner.model.observations import AfterHandshake, Presented, ProbeObservation
@@ -47,29 +48,37 @@ def happened(observation: ProbeObservation) -> list[str]:
     if o.certificate_request_seen:
         names = ", ".join(o.client_ca_names) or "empty CA list"
         events.append(f"CertificateRequest ({names})")
+    certificate = None
     if o.certificate_sent and o.spec.presented is not Presented.VALID:
-        events.append("Certificate sent" if o.client_certificate_sha256 else "empty Certificate sent")
+        certificate = "Certificate sent" if o.client_certificate_sha256 else "empty Certificate sent"
+    asked_later = o.certificate_requested_after_handshake and not o.certificate_request_seen
+    if certificate and not asked_later:
+        events.append(certificate)
     alert = o.alert_received
     if alert is not None and alert.phase.value == "handshake":
         events.append(f"alert {alert.code} {alert.name} in the handshake at {alert.at_ms:.1f} ms")
     elif o.tls_error and not o.handshake_completed:
         events.append(f"handshake failed: {o.tls_error}")
     if o.handshake_completed:
-        events.append(f"handshake done at {o.handshake_ms:.1f} ms")
-    if alert is not None and alert.phase.value == "post-handshake":
-        after = alert.at_ms - (o.handshake_ms or 0)
-        events.append(f"alert {alert.code} {alert.name} {after:.1f} ms after the handshake")
-    elif o.after_handshake is AfterHandshake.TICKET:
+        alpn = f", ALPN {o.alpn}" if o.alpn else ""
+        events.append(f"handshake done at {o.handshake_ms:.1f} ms{alpn}")
+    if o.after_handshake is AfterHandshake.TICKET:
         events.append("session ticket")
     elif o.after_handshake is AfterHandshake.EOF:
         events.append("EOF after the handshake")
     elif o.after_handshake is AfterHandshake.TIMEOUT:
         events.append("no ticket, alert or EOF within the wait")
-    if o.http is not None:
-        if o.http.status is not None:
-            events.append(f"HTTP {o.http.status} {o.http.reason}".rstrip() + f" at {o.http.at_ms:.1f} ms")
-        else:
-            events.append(f"HTTP: {o.http.error}")
+    if o.certificate_request_trigger:
+        events.append(f"sent {o.certificate_request_trigger}")
+    if o.certificate_requested_after_handshake:
+        names = ", ".join(o.client_ca_names) or "empty CA list"
+        events.append(f"CertificateRequest after the handshake ({names})")
+        if certificate and asked_later:
+            events.append(certificate)
+    if alert is not None and alert.phase.value == "post-handshake":
+        after = alert.at_ms - (o.handshake_ms or 0)
+        events.append(f"alert {alert.code} {alert.name} {after:.1f} ms after the handshake")
+    events += _application_answer(o)
     if o.closed_by_server is not None and o.after_handshake is not AfterHandshake.EOF:
         events.append(f"server closed the connection without an alert ({o.closed_by_server.value})")
     if o.alert_sent is not None:
@@ -79,6 +88,32 @@ def happened(observation: ProbeObservation) -> list[str]:
     if o.timed_out is not None:
         events.append(f"timed out in {o.timed_out.value}")
     return events or ["nothing"]
+
+
+def _application_answer(o: ProbeObservation) -> list[str]:
+    """What HTTP, gRPC or PostgreSQL answered, if a request was made."""
+    if o.http is not None:
+        if o.http.status is not None:
+            return [f"HTTP {o.http.status} {o.http.reason}".rstrip() + f" at {o.http.at_ms:.1f} ms"]
+        return [f"HTTP: {o.http.error}"]
+    if o.grpc is not None:
+        g = o.grpc
+        if g.grpc_status is not None:
+            message = f" ({g.grpc_message})" if g.grpc_message else ""
+            at = f" at {g.at_ms:.1f} ms" if g.at_ms is not None else ""
+            return [
+                f"HTTP/2 {g.http_status}, grpc-status {g.grpc_status} {grpc_status_name(g.grpc_status)}{message}{at}"
+            ]
+        return [f"gRPC: {g.error}"]
+    if o.postgres is not None:
+        pg = o.postgres
+        at = f" at {pg.at_ms:.1f} ms" if pg.at_ms is not None else ""
+        if pg.authentication is not None:
+            return [f"PostgreSQL {pg.authentication}{at}"]
+        if pg.sqlstate is not None:
+            return [f"PostgreSQL {pg.severity or 'ERROR'} {pg.sqlstate} {pg.message or ''}".rstrip() + at]
+        return [f"PostgreSQL: {pg.error}"]
+    return []
 
 
 def conclusion(target: Target, observation: ProbeObservation, reference: ProbeObservation | None = None) -> str:

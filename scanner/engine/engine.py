@@ -20,8 +20,8 @@ from mtls_audit.scanner.engine.results import TargetResult, judge_target
 from mtls_audit.scanner.judge import accepted_versions
 from mtls_audit.scanner.model.minting import ONLY_WITH_ACCESS_RULES
 from mtls_audit.scanner.model.observations import Presented, ProbeObservation, ProbeSpec, TLSVersion
-from mtls_audit.scanner.model.target import AppProtocol, ClientAuthExpectation, ClientCredential, Issuer, Target
-from mtls_audit.scanner.probe import Endpoint, HttpRequest, Timeouts, run_probe
+from mtls_audit.scanner.model.target import ClientAuthExpectation, ClientCredential, Issuer, Target
+from mtls_audit.scanner.probe import Endpoint, Timeouts, request_for, run_probe
 
 _IMPOSTOR_NEEDS = {
     Needs.NO_CERT: Presented.NO_CERT,
@@ -184,10 +184,10 @@ async def scan_target(
 
     async def probe(spec: ProbeSpec) -> None:
         credential = named[spec.identity] if spec.identity is not None else credentials[spec.presented]
-        http = HttpRequest.for_target(target, spec.request) if target.app_protocol is AppProtocol.HTTP else None
         async with limits.connections, limits.host(target.host):
             try:
-                observation = await run_probe(endpoint, spec, credential, options.timeouts, http)
+                request = request_for(target, spec.request)
+                observation = await run_probe(endpoint, spec, credential, options.timeouts, request)
             except Exception as error:  # noqa: BLE001 - one broken probe must not end the scan
                 observation = ProbeObservation(
                     spec=spec,

@@ -51,13 +51,23 @@ def server_identity(value: Any) -> str:
 
 
 _METHOD = re.compile(r"[A-Z][A-Z-]{0,15}")
+# A gRPC method as its :path names it, without the slash: package.Service/Method.
+_GRPC_METHOD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/[A-Za-z_][A-Za-z0-9_]*")
+GRPC_REQUEST = "grpc"
 
 
 def request(value: Any, field: str) -> tuple[str, str]:
-    """``"POST /transfer"`` -> ("POST", "/transfer")."""
+    """``"POST /transfer"`` -> ("POST", "/transfer");
+    ``"grpc bank.Payments/Transfer"`` -> ("grpc", "bank.Payments/Transfer")."""
     if not isinstance(value, str):
         raise FieldError(field, f'must be "METHOD /path" such as "POST /transfer", got {describe(value)}')
     method, _, path = value.strip().partition(" ")
+    if method == GRPC_REQUEST:
+        if not _GRPC_METHOD.fullmatch(path.strip()):
+            raise FieldError(
+                field, f'must be "grpc package.Service/Method" such as "grpc bank.Payments/Transfer", got {show(value)}'
+            )
+        return method, path.strip()
     if not _METHOD.fullmatch(method) or not path.strip():
         raise FieldError(field, f'must be "METHOD /path" such as "POST /transfer", got {show(value)}')
     try:
@@ -78,6 +88,20 @@ def min_tls_version(value: Any) -> TLSVersion:
         raise FieldError(
             "min_tls_version", f"unknown TLS version {show(value)} (expected one of 1.0, 1.1, 1.2, 1.3)"
         ) from None
+
+
+def grpc_service(value: Any) -> str:
+    """The service name a gRPC health check asks about ("" asks about the server)."""
+    if not isinstance(value, str) or any(ch.isspace() or ord(ch) < 0x20 for ch in value):
+        raise FieldError("grpc_service", f"must be a gRPC service name such as bank.Payments, got {describe(value)}")
+    return value
+
+
+def postgres_name(value: Any, field: str) -> str:
+    """A PostgreSQL user or database name for the StartupMessage."""
+    if not isinstance(value, str) or not value or "\0" in value or len(value) > 63:
+        raise FieldError(field, f"must be a PostgreSQL name (1 to 63 characters), got {describe(value)}")
+    return value
 
 
 def choice(value: Any, field: str, enum_type: type[_Choice]) -> _Choice:

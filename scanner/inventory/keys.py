@@ -20,6 +20,10 @@ SHARED_KEYS = (
     "tags",
     "access",
     "max_cert_lifetime_days",
+    "grpc_service",
+    "postgres_user",
+    "postgres_database",
+    "postgres_negotiation",
 )
 TARGET_ONLY_KEYS = ("name", "address", "server_name", "server_identity")
 TARGET_KEYS = TARGET_ONLY_KEYS + SHARED_KEYS

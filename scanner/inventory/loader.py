@@ -49,6 +49,7 @@ from mtls_audit.scanner.model.target import (
     ClientAuthExpectation,
     Expect,
     Issuer,
+    PostgresNegotiation,
     Target,
 )
 from mtls_audit.scanner.model.text import describe, show, type_name
@@ -99,6 +100,10 @@ class _Loader:
             "tags": self._tags,
             "access": self._access,
             "max_cert_lifetime_days": fields.max_cert_lifetime_days,
+            "grpc_service": fields.grpc_service,
+            "postgres_user": lambda value: fields.postgres_name(value, "postgres_user"),
+            "postgres_database": lambda value: fields.postgres_name(value, "postgres_database"),
+            "postgres_negotiation": lambda value: fields.choice(value, "postgres_negotiation", PostgresNegotiation),
         }
         # Equal tag tuples and check sets are one object, however many targets have them.
         self._shared: dict[tuple[str, ...] | frozenset[str], Any] = {}
@@ -174,6 +179,10 @@ class _Loader:
             "disabled_checks": frozenset(),
             "access": (),
             "max_cert_lifetime_days": 398,
+            "grpc_service": "",
+            "postgres_user": "postgres",
+            "postgres_database": "postgres",
+            "postgres_negotiation": PostgresNegotiation.POSTGRES,
             **defaults,
         }
         # The YAML loader reports the line of each top-level list's entry; targets is
@@ -278,6 +287,9 @@ class _Loader:
                 target=name,
                 field="trust",
             )
+        mismatch = _request_mismatch(settings["probe"], settings["access"])
+        if mismatch is not None:
+            raise self._error(_target_label(name, index), f"field 'access': {mismatch}", target=name, field="access")
         target = Target(
             name=name,
             host=host,
@@ -299,6 +311,10 @@ class _Loader:
             server_identity=server_identity,
             match_server_name=match_server_name,
             max_cert_lifetime_days=settings["max_cert_lifetime_days"],
+            grpc_service=settings["grpc_service"],
+            postgres_user=settings["postgres_user"],
+            postgres_database=settings["postgres_database"],
+            postgres_negotiation=settings["postgres_negotiation"],
         )
         return target, named
 
@@ -356,6 +372,21 @@ class _Loader:
                     )
         disabled = frozenset(checks)
         return self._shared.setdefault(disabled, disabled)
+
+
+def _request_mismatch(probe: AppProtocol, rules: tuple[AccessRule, ...]) -> str | None:
+    """Why a rule's request cannot be made with this probe, if it cannot."""
+    for number, rule in enumerate(rules, start=1):
+        if rule.request is None:
+            continue
+        grpc = rule.method == fields.GRPC_REQUEST
+        if probe is AppProtocol.GRPC and not grpc:
+            return f'rule #{number} asks {show(rule.request)}, but probe: grpc makes gRPC calls ("grpc package.Service/Method")'
+        if probe is AppProtocol.HTTP and grpc:
+            return f"rule #{number} asks {show(rule.request)}, a gRPC call: set probe: grpc"
+        if probe in (AppProtocol.POSTGRES, AppProtocol.NONE):
+            return f"rule #{number} asks {show(rule.request)}, but probe: {probe.value} makes no requests; drop request"
+    return None
 
 
 def _target_label(name: str | None, index: int) -> str:

@@ -19,6 +19,10 @@ from mtls_audit.scanner.model.target import AppProtocol
 
 class ClientAuth(enum.StrEnum):
     REQUIRED = "required"
+    # Every client without a certificate blocked, asked only after the handshake: the
+    # server enforces per request (Apache's SSLVerifyClient inside a <Location>), so
+    # a request elsewhere may not be asked at all.
+    REQUIRED_AFTER_HANDSHAKE = "required-after-handshake"
     OPTIONAL = "optional"
     NOT_REQUESTED = "not-requested"
     UNKNOWN = "unknown"
@@ -70,8 +74,9 @@ class VersionClientAuth:
 
     version: TLSVersion
     classification: ClientAuth
-    certificate_request_seen: bool
+    certificate_request_seen: bool  # in the handshake or after it
     no_cert: Attempts
+    requested_after: str | None = None  # "after the handshake (on GET /secure)"
 
     @property
     def blocked_at(self) -> Layer | None:
@@ -81,7 +86,10 @@ class VersionClientAuth:
 
     @property
     def detail(self) -> str:
-        asked = "CertificateRequest seen" if self.certificate_request_seen else "no CertificateRequest"
+        if self.requested_after is not None:
+            asked = f"CertificateRequest {self.requested_after}"
+        else:
+            asked = "CertificateRequest seen" if self.certificate_request_seen else "no CertificateRequest"
         verdict = self.no_cert.deciding
         if verdict is None:
             return f"{asked}; no-cert probe not run"
@@ -106,17 +114,26 @@ def classify_client_auth(
     app_protocol: AppProtocol,
 ) -> VersionClientAuth:
     """``no_cert``: every attempt of the no-certificate probe on ``version``."""
-    requested = any(o is not None and o.certificate_request_seen for o in (valid, *no_cert))
+    seen = [o for o in (valid, *no_cert) if o is not None]
+    in_handshake = any(o.certificate_request_seen for o in seen)
+    after = [o for o in seen if o.certificate_requested_after_handshake]
+    requested = in_handshake or bool(after)
+    requested_after = None
+    if after and not in_handshake:
+        trigger = next((o.certificate_request_trigger for o in after if o.certificate_request_trigger), None)
+        requested_after = "after the handshake" + (f" (on {trigger})" if trigger else "")
     attempts = judge_attempts(no_cert, app_protocol, valid)
     if not attempts.verdicts:
         classification = ClientAuth.UNKNOWN
     elif attempts.got_in:
         classification = ClientAuth.OPTIONAL if requested else ClientAuth.NOT_REQUESTED
-    elif attempts.all_blocked and requested:
+    elif attempts.all_blocked and in_handshake:
         classification = ClientAuth.REQUIRED
+    elif attempts.all_blocked and requested:
+        classification = ClientAuth.REQUIRED_AFTER_HANDSHAKE
     else:
         # Blocked without ever asking for a certificate is not client-cert
         # enforcement we can attribute (it may be post-handshake auth, or a
         # server that refuses everyone), and an undecided attempt decides nothing.
         classification = ClientAuth.UNKNOWN
-    return VersionClientAuth(version, classification, requested, attempts)
+    return VersionClientAuth(version, classification, requested, attempts, requested_after)

@@ -78,7 +78,7 @@ def identity_matrix(target: Target, observations: Sequence[ProbeObservation]) ->
     for presented, label in _IMPOSTORS.items():
         rows.append(row(label, "impostor", "deny" if mtls else None, presented))
     for rule in target.access:
-        request = rule.request_made(target.http_path)
+        request = rule.request_made(target.request)
         rows.append(
             row(
                 f"{rule.name} {request}",

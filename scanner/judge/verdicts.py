@@ -1,8 +1,10 @@
 """Reading one probe: was the client let in, blocked, or is it undecided?
 
 The rules follow how real servers say no (README, "How a server says no"): inside the handshake on TLS
-1.2, with an alert or EOF right after it on TLS 1.3, or with an HTTP status where
-the application layer enforces (nginx answers 400). Anything that does not decide
+1.2, with an alert or EOF right after it on TLS 1.3, after a CertificateRequest sent
+only once the request was read (Apache's per-location client auth), or in the
+application where it enforces: an HTTP status (nginx answers 400), a gRPC status
+(UNAUTHENTICATED), a PostgreSQL ErrorResponse (SQLSTATE 28000). Anything that does not decide
 is UNKNOWN, and a failure on *our* side of the connection is ERROR: neither is ever
 taken as a refusal, because a false "blocked" is the worst answer an audit can give.
 """
@@ -38,7 +40,19 @@ class Layer(enum.StrEnum):
     TLS_HANDSHAKE = "tls-handshake"
     TLS_POST_HANDSHAKE = "tls-post-handshake"
     HTTP = "http"
+    GRPC = "grpc"  # a gRPC status (UNAUTHENTICATED, PERMISSION_DENIED, or any answer)
+    APPLICATION = "application"  # the PostgreSQL protocol: an ErrorResponse or an auth request
     TLS = "tls"  # accepted by the TLS layer (ticket, or a completed TLS 1.2 handshake)
+
+
+# gRPC statuses that refuse the caller: UNAUTHENTICATED and PERMISSION_DENIED. Any
+# other status came from a service the call reached (UNIMPLEMENTED and NOT_FOUND too).
+GRPC_REFUSING_STATUSES = frozenset({16, 7})
+
+# SQLSTATEs PostgreSQL refuses a client with before authentication completes:
+# invalid_authorization_specification ("connection requires a valid client
+# certificate", "certificate authentication failed") and invalid_password.
+POSTGRES_REFUSING_SQLSTATES = frozenset({"28000", "28P01"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +79,8 @@ def judge(
     if o.local_error:
         return ProbeVerdict(Outcome.ERROR, None, f"our side failed, not the server: {o.local_error}")
     if not o.server_hello_seen:
+        if o.postgres is not None and o.postgres.error:
+            return ProbeVerdict(Outcome.ERROR, None, f"no TLS: {o.postgres.error}")
         return _before_server_hello(o)
     if not o.handshake_completed:
         return _in_handshake(o, reference)
@@ -129,7 +145,7 @@ def _after_handshake(o: ProbeObservation, app_protocol: AppProtocol) -> ProbeVer
             return ProbeVerdict(
                 Outcome.BLOCKED,
                 Layer.TLS_POST_HANDSHAKE,
-                f"alert {alert.code} {alert.name} {after} after the handshake",
+                f"alert {alert.code} {alert.name} {after} after the handshake{_asked_after(o)}",
             )
         return ProbeVerdict(
             Outcome.ERROR,
@@ -139,6 +155,12 @@ def _after_handshake(o: ProbeObservation, app_protocol: AppProtocol) -> ProbeVer
         )
     if o.alert_sent is not None and o.alert_sent.phase is not Phase.HANDSHAKE:
         return _our_session_broke(o)
+    if app_protocol is AppProtocol.GRPC and o.alpn != "h2":
+        # grpcio closes on every client that did not get h2: a close says nothing here.
+        chose = f"chose {o.alpn!r}" if o.alpn else "chose no protocol"
+        return ProbeVerdict(
+            Outcome.ERROR, None, f"probe: grpc needs HTTP/2, and the server {chose} by ALPN: not a gRPC endpoint"
+        )
     if o.after_handshake is AfterHandshake.EOF:
         return ProbeVerdict(
             Outcome.BLOCKED, Layer.TLS_POST_HANDSHAKE, "connection closed right after the handshake, no data"
@@ -162,15 +184,11 @@ def _after_handshake(o: ProbeObservation, app_protocol: AppProtocol) -> ProbeVer
             if 200 <= status < 400 or status == 404:
                 return ProbeVerdict(Outcome.ACCEPTED, Layer.HTTP, f"HTTP answered {line}")
             return ProbeVerdict(Outcome.UNKNOWN, Layer.HTTP, f"HTTP {line} neither admits nor refuses the client")
-        if not tls_accepted and o.closed_by_server is Phase.HTTP:
-            return ProbeVerdict(
-                Outcome.BLOCKED, Layer.TLS_POST_HANDSHAKE, "connection closed after the handshake, no response"
-            )
-        if tls_accepted:
-            return ProbeVerdict(Outcome.ACCEPTED, Layer.TLS, f"{tls_how}; HTTP: {o.http.error}")
-        return ProbeVerdict(
-            Outcome.UNKNOWN, None, f"no session ticket, alert or EOF after the handshake; HTTP: {o.http.error}"
-        )
+        return _no_answer(o, tls_accepted, tls_how, f"HTTP: {o.http.error}")
+    if o.grpc is not None:
+        return _grpc_verdict(o, tls_accepted, tls_how)
+    if o.postgres is not None:
+        return _postgres_verdict(o, tls_accepted, tls_how)
 
     if tls_accepted:
         return ProbeVerdict(Outcome.ACCEPTED, Layer.TLS, tls_how)
@@ -182,6 +200,95 @@ def _after_handshake(o: ProbeObservation, app_protocol: AppProtocol) -> ProbeVer
             "and probe: none allows no application check",
         )
     return ProbeVerdict(Outcome.UNKNOWN, None, "no session ticket, alert or EOF after the TLS 1.3 handshake")
+
+
+def _no_answer(o: ProbeObservation, tls_accepted: bool, tls_how: str, why: str) -> ProbeVerdict:
+    """The application said nothing: the TLS layer decides, if it did."""
+    if not tls_accepted and o.closed_by_server is Phase.HTTP:
+        return ProbeVerdict(
+            Outcome.BLOCKED, Layer.TLS_POST_HANDSHAKE, "connection closed after the handshake, no response"
+        )
+    if tls_accepted:
+        return ProbeVerdict(Outcome.ACCEPTED, Layer.TLS, f"{tls_how}; {why}")
+    return ProbeVerdict(Outcome.UNKNOWN, None, f"no session ticket, alert or EOF after the handshake; {why}")
+
+
+def _grpc_verdict(o: ProbeObservation, tls_accepted: bool, tls_how: str) -> ProbeVerdict:
+    g = o.grpc
+    assert g is not None
+    if g.grpc_status is not None:
+        name = grpc_status_name(g.grpc_status)
+        said = f"gRPC status {g.grpc_status} {name}" + (f" ({g.grpc_message})" if g.grpc_message else "")
+        if g.grpc_status in GRPC_REFUSING_STATUSES:
+            return ProbeVerdict(Outcome.BLOCKED, Layer.GRPC, f"TLS let the client in, gRPC refused it: {said}")
+        return ProbeVerdict(Outcome.ACCEPTED, Layer.GRPC, f"the call reached the service: {said}")
+    if g.http_status in HTTP_BLOCKING_STATUSES:
+        return ProbeVerdict(Outcome.BLOCKED, Layer.GRPC, f"HTTP/2 status {g.http_status} without a gRPC status")
+    return _no_answer(o, tls_accepted, tls_how, f"gRPC: {g.error}")
+
+
+def _postgres_verdict(o: ProbeObservation, tls_accepted: bool, tls_how: str) -> ProbeVerdict:
+    pg = o.postgres
+    assert pg is not None
+    if pg.authentication is not None:
+        if pg.authentication == "AuthenticationOk":
+            return ProbeVerdict(Outcome.ACCEPTED, Layer.APPLICATION, "PostgreSQL let the client in: AuthenticationOk")
+        return ProbeVerdict(
+            Outcome.ACCEPTED,
+            Layer.APPLICATION,
+            f"PostgreSQL asked for {pg.authentication}: the certificate was accepted (no password sent)",
+        )
+    if pg.sqlstate is not None:
+        said = f"{pg.severity or 'ERROR'} {pg.sqlstate} {pg.message or ''}".rstrip()
+        if pg.sqlstate in POSTGRES_REFUSING_SQLSTATES:
+            return ProbeVerdict(
+                Outcome.BLOCKED, Layer.APPLICATION, f"TLS let the client in, PostgreSQL refused it: {said}"
+            )
+        return ProbeVerdict(
+            Outcome.UNKNOWN,
+            Layer.APPLICATION,
+            f"PostgreSQL answered {said}, which neither admits nor refuses the client",
+        )
+    if pg.error is None:
+        return ProbeVerdict(
+            Outcome.UNKNOWN,
+            Layer.APPLICATION,
+            "PostgreSQL answered with neither an error nor an authentication request",
+        )
+    return _no_answer(o, tls_accepted, tls_how, f"PostgreSQL: {pg.error}")
+
+
+def _asked_after(o: ProbeObservation) -> str:
+    """ ", after a CertificateRequest it sent after the handshake (on GET /secure)"."""
+    if not o.certificate_requested_after_handshake:
+        return ""
+    trigger = f" on {o.certificate_request_trigger}" if o.certificate_request_trigger else ""
+    return f", which asked for a certificate only after the handshake{trigger}"
+
+
+def grpc_status_name(code: int) -> str:
+    return _GRPC_STATUS_NAMES[code] if 0 <= code < len(_GRPC_STATUS_NAMES) else f"status {code}"
+
+
+_GRPC_STATUS_NAMES = (
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
 
 
 def _our_session_broke(o: ProbeObservation) -> ProbeVerdict:

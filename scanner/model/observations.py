@@ -164,7 +164,7 @@ class Phase(enum.StrEnum):
     CONNECT = "connect"
     HANDSHAKE = "handshake"
     POST_HANDSHAKE = "post-handshake"  # TLS 1.3 rejects client certs here
-    HTTP = "http"
+    HTTP = "http"  # the application exchange: HTTP, gRPC or the PostgreSQL startup
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +233,89 @@ class HttpExchange:
 
 
 @dataclass(frozen=True, slots=True)
+class GrpcExchange:
+    """The gRPC call made after the handshake (``probe: grpc``): a unary call over
+    HTTP/2, and what came back."""
+
+    method: str  # "grpc.health.v1.Health/Check"
+    http_status: int | None = None  # the :status pseudo-header
+    grpc_status: int | None = None
+    grpc_message: str = ""
+    at_ms: float | None = None
+    error: str | None = None  # why no gRPC status was read
+
+    @property
+    def request_line(self) -> str:
+        return f"grpc {self.method}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"method": self.method}
+        for key in ("http_status", "grpc_status", "at_ms", "error"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        if self.grpc_message:
+            data["grpc_message"] = self.grpc_message
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> GrpcExchange | None:
+        if data is None:
+            return None
+        return cls(
+            data["method"],
+            data.get("http_status"),
+            data.get("grpc_status"),
+            data.get("grpc_message", ""),
+            data.get("at_ms"),
+            data.get("error"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresExchange:
+    """The PostgreSQL startup after the handshake (``probe: postgres``): the first
+    answer to our StartupMessage. We never send a password: an authentication
+    request means the certificate got us past the TLS and ``cert`` layers."""
+
+    user: str
+    database: str
+    negotiation: str = "postgres"  # "postgres": SSLRequest first; "direct": TLS at once
+    sqlstate: str | None = None
+    severity: str | None = None
+    message: str | None = None
+    authentication: str | None = None  # "AuthenticationSASL", "AuthenticationOk", ...
+    at_ms: float | None = None
+    error: str | None = None  # not PostgreSQL, no SSL, or no answer
+
+    @property
+    def request_line(self) -> str:
+        return f"startup user={self.user} database={self.database}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"user": self.user, "database": self.database, "negotiation": self.negotiation}
+        for key in ("sqlstate", "severity", "message", "authentication", "at_ms", "error"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> PostgresExchange | None:
+        if data is None:
+            return None
+        return cls(
+            data["user"],
+            data["database"],
+            data.get("negotiation", "postgres"),
+            data.get("sqlstate"),
+            data.get("severity"),
+            data.get("message"),
+            data.get("authentication"),
+            data.get("at_ms"),
+            data.get("error"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeObservation:
     """Every fact about one connection attempt, as seen by the client."""
 
@@ -246,7 +329,12 @@ class ProbeObservation:
     handshake_completed: bool = False
     negotiated_version: str | None = None
     cipher: str | None = None
-    certificate_request_seen: bool = False
+    certificate_request_seen: bool = False  # in the handshake
+    # TLS 1.3 post-handshake authentication, or a TLS 1.2 renegotiation: the server
+    # asked after the handshake, and ``certificate_request_trigger`` is the request
+    # we had made when it did (None: it asked before we made one).
+    certificate_requested_after_handshake: bool = False
+    certificate_request_trigger: str | None = None
     client_ca_names: tuple[str, ...] = ()
     certificate_sent: bool = False  # our Certificate message (possibly empty) went out
     alert_received: Alert | None = None
@@ -259,6 +347,9 @@ class ProbeObservation:
     after_handshake: AfterHandshake = AfterHandshake.NOT_WAITED
     session_ticket_received: bool = False
     http: HttpExchange | None = None
+    grpc: GrpcExchange | None = None
+    postgres: PostgresExchange | None = None
+    alpn: str | None = None  # the protocol the server chose by ALPN
     timed_out: Phase | None = None
     # The chain itself is kept once per target; the report names it by fingerprint.
     peer_chain_der: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
@@ -295,6 +386,8 @@ class ProbeObservation:
             "negotiated_version": self.negotiated_version,
             "cipher": self.cipher,
             "certificate_request_seen": self.certificate_request_seen,
+            "certificate_requested_after_handshake": self.certificate_requested_after_handshake,
+            "certificate_request_trigger": self.certificate_request_trigger,
             "client_ca_names": list(self.client_ca_names),
             "certificate_sent": self.certificate_sent,
             "alert_received": self.alert_received.to_dict() if self.alert_received else None,
@@ -307,6 +400,9 @@ class ProbeObservation:
             else self.after_handshake.value,
             "session_ticket_received": self.session_ticket_received,
             "http": self.http.to_dict() if self.http else None,
+            "grpc": self.grpc.to_dict() if self.grpc else None,
+            "postgres": self.postgres.to_dict() if self.postgres else None,
+            "alpn": self.alpn,
             "timed_out": self.timed_out.value if self.timed_out else None,
             "peer_chain_sha256": list(self.chain_fingerprints),
             "connect_ms": self.connect_ms,
@@ -316,6 +412,17 @@ class ProbeObservation:
         # `is`, not `==`: a time of 0.0 equals False, and is a fact.
         data |= {key: value for key, value in facts.items() if value is not None and value is not False and value != []}
         return data
+
+    @property
+    def certificate_requested(self) -> bool:
+        """The server asked for a client certificate, in the handshake or after it."""
+        return self.certificate_request_seen or self.certificate_requested_after_handshake
+
+    @property
+    def application_request(self) -> str | None:
+        """The request made after the handshake, as the report names it."""
+        exchange = self.http or self.grpc or self.postgres
+        return exchange.request_line if exchange is not None else None
 
     @property
     def chain_fingerprints(self) -> tuple[str, ...]:
@@ -353,6 +460,8 @@ class ProbeObservation:
             negotiated_version=data.get("negotiated_version"),
             cipher=data.get("cipher"),
             certificate_request_seen=data.get("certificate_request_seen", False),
+            certificate_requested_after_handshake=data.get("certificate_requested_after_handshake", False),
+            certificate_request_trigger=data.get("certificate_request_trigger"),
             client_ca_names=tuple(data.get("client_ca_names") or ()),
             certificate_sent=data.get("certificate_sent", False),
             alert_received=Alert.from_dict(data.get("alert_received")),
@@ -363,6 +472,9 @@ class ProbeObservation:
             after_handshake=AfterHandshake(data.get("after_handshake", AfterHandshake.NOT_WAITED.value)),
             session_ticket_received=data.get("session_ticket_received", False),
             http=HttpExchange.from_dict(data.get("http")),
+            grpc=GrpcExchange.from_dict(data.get("grpc")),
+            postgres=PostgresExchange.from_dict(data.get("postgres")),
+            alpn=data.get("alpn"),
             timed_out=phase(data.get("timed_out")),
             peer_chain_sha256=tuple(data.get("peer_chain_sha256") or ()),
             connect_ms=data.get("connect_ms"),

@@ -34,10 +34,24 @@ class ClientAuthExpectation(enum.StrEnum):
 
 
 class AppProtocol(enum.StrEnum):
-    """What the prober speaks after the handshake to see HTTP-layer enforcement."""
+    """What the prober speaks after the handshake to ask "did you let me in?": servers
+    that enforce client certificates above TLS say no there (nginx with a 400, gRPC
+    with UNAUTHENTICATED, PostgreSQL with SQLSTATE 28000)."""
 
     HTTP = "http"
+    GRPC = "grpc"  # ALPN h2, then a unary call (grpc.health.v1.Health/Check)
+    POSTGRES = "postgres"  # SSLRequest, TLS, then a StartupMessage
     NONE = "none"
+
+
+GRPC_HEALTH_CHECK = "grpc.health.v1.Health/Check"
+
+
+class PostgresNegotiation(enum.StrEnum):
+    """How a PostgreSQL client starts TLS (libpq's ``sslnegotiation``)."""
+
+    POSTGRES = "postgres"  # an SSLRequest in the clear, then TLS
+    DIRECT = "direct"  # TLS at once, ALPN "postgresql" (PostgreSQL 17 and later)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +91,13 @@ class AccessRule:
 
     @property
     def request(self) -> str | None:
-        """``POST /transfer``, or None for the target's own probe request."""
+        """``POST /transfer`` or ``grpc bank.Payments/Transfer``, or None for the
+        target's own probe request."""
         return None if self.path is None else f"{self.method} {self.path}"
 
-    def request_made(self, http_path: str) -> str:
-        """The request as made: the rule's, or ``GET http_path``."""
-        return self.request or f"GET {http_path}"
+    def request_made(self, default_request: str) -> str:
+        """The request as made: the rule's, or the target's own (``Target.request``)."""
+        return self.request or default_request
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +136,26 @@ class Target:
     # Istio-style leaves carry no DNS name to match.
     match_server_name: bool = True
     max_cert_lifetime_days: int = 398
+    grpc_service: str = ""  # the service name the health check asks about ("": the server)
+    postgres_user: str = "postgres"
+    postgres_database: str = "postgres"
+    postgres_negotiation: PostgresNegotiation = PostgresNegotiation.POSTGRES
 
     @property
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def request(self) -> str:
+        """The request the probes make after the handshake, as reports name it."""
+        match self.app_protocol:
+            case AppProtocol.HTTP:
+                return f"GET {self.http_path}"
+            case AppProtocol.GRPC:
+                return f"grpc {GRPC_HEALTH_CHECK}"
+            case AppProtocol.POSTGRES:
+                return f"startup user={self.postgres_user} database={self.postgres_database}"
+        return "TLS handshake only"
 
     @property
     def sni(self) -> str | None:

@@ -2,5 +2,6 @@
 
 from mtls_audit.scanner.probe.http import HttpRequest, parse_status_line
 from mtls_audit.scanner.probe.prober import Endpoint, Timeouts, run_probe
+from mtls_audit.scanner.probe.requests import AppRequest, request_for
 
-__all__ = ["Endpoint", "HttpRequest", "Timeouts", "parse_status_line", "run_probe"]
+__all__ = ["AppRequest", "Endpoint", "HttpRequest", "Timeouts", "parse_status_line", "request_for", "run_probe"]

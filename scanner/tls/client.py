@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from cryptography import x509
 from OpenSSL import SSL, crypto
+from OpenSSL._util import lib as _openssl
 
 from mtls_audit.scanner.model.observations import TLSVersion
 from mtls_audit.scanner.model.target import ClientCredential
@@ -59,7 +60,10 @@ class ServerHelloReceived:
 
 @dataclass(frozen=True)
 class CertificateRequested:
-    pass
+    """A CertificateRequest was read: in the handshake, or after it (TLS 1.3
+    post-handshake authentication, or a TLS 1.2 renegotiation the server started)."""
+
+    after_handshake: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,10 @@ Event = (
 )
 
 
-def build_context(version: TLSVersion, credential: ClientCredential | None) -> SSL.Context:
-    """A client context pinned to exactly one protocol version.
+def build_context(
+    version: TLSVersion, credential: ClientCredential | None, alpn: tuple[bytes, ...] = ()
+) -> SSL.Context:
+    """A client context pinned to exactly one protocol version, offering ``alpn``.
 
     The server's certificate is deliberately not verified here: an audit must see a
     misconfigured server's handshake through to the end. Path validation and name
@@ -140,6 +146,17 @@ def build_context(version: TLSVersion, credential: ClientCredential | None) -> S
     # when told to (SSL_set_session); keep even the cache off, so sharing a context
     # can never make one probe resume another's session.
     context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+    if version is TLSVersion.TLS1_3:
+        # Offer post-handshake authentication: Apache with SSLVerifyClient inside a
+        # <Location> asks for the certificate only once it has read the request. A
+        # client that does not offer it gets a 403 for every identity, which reads as
+        # "refused" without the server ever judging a certificate. Offering it changes
+        # nothing for servers that ask in the handshake. (TLS 1.2's equivalent, the
+        # server-initiated renegotiation, OpenSSL clients accept by default.)
+        # pyOpenSSL has no wrapper for SSL_CTX_set_post_handshake_auth.
+        _openssl.SSL_CTX_set_post_handshake_auth(context._context, 1)  # noqa: SLF001
+    if alpn:
+        context.set_alpn_protos(list(alpn))
     if credential is not None:
         context.use_certificate(credential.certificate)
         context.use_privatekey(credential.private_key)
@@ -177,11 +194,12 @@ class _InfoObserver:
     It holds no reference back to the connection, so a connection and its observer
     form no reference cycle and are freed as soon as the probe drops them."""
 
-    __slots__ = ("events", "seen_states")
+    __slots__ = ("events", "handshake_completed", "seen_states")
 
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.seen_states: set[bytes] = set()
+        self.handshake_completed = False
 
     def on_info(self, connection: SSL.Connection, where: int, ret: int) -> None:
         # cffi swallows exceptions raised here, so nothing may escape.
@@ -198,12 +216,15 @@ class _InfoObserver:
             if state == _STATE_SESSION_TICKET:
                 # Every ticket is an event: a server may send several.
                 self.events.append(SessionTicketReceived())
+            elif state == _STATE_CERTIFICATE_REQUEST and where & SSL.SSL_CB_LOOP:
+                # Every request is an event too: a server may ask again after the
+                # handshake. Only the state machine's per-message callback counts; the
+                # exit callback repeats the state while OpenSSL waits for more bytes.
+                self.events.append(CertificateRequested(after_handshake=self.handshake_completed))
             elif state not in self.seen_states:
                 self.seen_states.add(state)
                 if state == _STATE_SERVER_HELLO:
                     self.events.append(ServerHelloReceived())
-                elif state == _STATE_CERTIFICATE_REQUEST:
-                    self.events.append(CertificateRequested())
                 elif state == _STATE_CLIENT_CERTIFICATE:
                     self.events.append(CertificateSent())
         except Exception:  # noqa: BLE001 - see above
@@ -275,6 +296,11 @@ class TLSClientConnection:
     def cipher(self) -> str | None:
         return self._connection.get_cipher_name()
 
+    def alpn_protocol(self) -> str | None:
+        """The protocol the server chose by ALPN, if any."""
+        chosen = self._connection.get_alpn_proto_negotiated()
+        return chosen.decode("ascii", "replace") if chosen else None
+
     def peer_chain(self) -> list[x509.Certificate]:
         return self._connection.get_peer_cert_chain(as_cryptography=True) or []
 
@@ -307,7 +333,7 @@ class TLSClientConnection:
             completed, _ = self._attempt(self._connection.do_handshake)
             if not completed:
                 return self._take_pending()
-            self.handshake_completed = True
+            self.handshake_completed = self._observer.handshake_completed = True
             self._observer.events.append(HandshakeCompleted())
         while True:
             received, data = self._attempt(lambda: self._connection.recv(_READ_SIZE))

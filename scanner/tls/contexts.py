@@ -1,4 +1,5 @@
-"""Client contexts built once per credential and protocol version, not once per probe.
+"""Client contexts built once per credential, protocol version and ALPN offer, not once
+per probe.
 
 A probe used to build its own ``SSL.Context``: ``SSL_CTX_new`` (OpenSSL 3 fills in the
 cipher and group lists, and asks the providers), then the certificate and the key
@@ -44,11 +45,11 @@ class _CredentialContexts:
         self.certificate_sha256 = (
             credential.certificate.fingerprint(hashes.SHA256()).hex() if credential is not None else None
         )
-        self.by_version: dict[TLSVersion, SSL.Context] = {}
+        self.by_version: dict[tuple[TLSVersion, tuple[bytes, ...]], SSL.Context] = {}
 
 
 class ContextCache:
-    """``SSL.Context`` per (credential, version), built on first use."""
+    """``SSL.Context`` per (credential, version, ALPN offer), built on first use."""
 
     def __init__(self, max_credentials: int = 256) -> None:
         if max_credentials < 1:
@@ -57,12 +58,15 @@ class ContextCache:
         self._entries: OrderedDict[int, _CredentialContexts] = OrderedDict()
         self.built = 0  # contexts built so far: what the cache saves is probes - built
 
-    def context(self, version: TLSVersion, credential: ClientCredential | None) -> SSL.Context:
-        """The context presenting ``credential`` (None: no certificate) at ``version``."""
+    def context(
+        self, version: TLSVersion, credential: ClientCredential | None, alpn: tuple[bytes, ...] = ()
+    ) -> SSL.Context:
+        """The context presenting ``credential`` (None: no certificate) at ``version``,
+        offering the ``alpn`` protocols (gRPC needs ``h2``)."""
         entry = self._entry(credential)
-        context = entry.by_version.get(version)
+        context = entry.by_version.get((version, alpn))
         if context is None:
-            context = entry.by_version[version] = build_context(version, credential)
+            context = entry.by_version[(version, alpn)] = build_context(version, credential, alpn)
             self.built += 1
         return context
 
