@@ -17,13 +17,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
+from cli_scans import Scan, run_cli, scan, write_inventory
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -42,7 +41,6 @@ from identity_servers import (
 from real_servers import SERVER_NAME, ServerProcess, free_port, require_binary
 
 from mtls_audit.checks.registry import BUILTIN_ORDER
-from mtls_audit.reports.json_report import load_report
 
 CHECKS = BUILTIN_ORDER
 
@@ -200,73 +198,6 @@ def nginx_spiffe(tmp_path_factory, pki) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def nginx_long(tmp_path_factory, pki) -> Iterator[ServerProcess]:
     yield from _serve(tmp_path_factory, "nginx-long", lambda d, p: nginx_plain(pki, d, p, server_cert="server-long"))
-
-
-# -- the command line --------------------------------------------------------------------
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mtls_audit.scanner.cli", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ | (env or {}),
-        timeout=180,
-    )
-
-
-def write_inventory(pki: IdentityPKI, name: str, targets: list[dict], *, issuer: str | None = "client-ca") -> Path:
-    """An inventory next to the PKI (paths relative to it, as a user writes them)."""
-    inventory: dict = {
-        "identities": {
-            "payment": {"cert": "payment.pem", "key": "payment.key"},
-            "web": {"pkcs12": "web.p12", "password_env": "WEB_P12_PASSWORD"},
-            "retired-payment": {"cert": "retired-payment.pem", "key": "retired-payment.key"},
-        },
-        "defaults": {"trust": "server-ca.pem", "identity": "payment"},
-        "targets": targets,
-    }
-    if issuer:
-        inventory["issuer"] = {"cert": f"{issuer}.pem", "key": f"{issuer}.key"}
-    path = pki.directory / f"inventory-{name}.yaml"
-    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
-    return path
-
-
-@dataclass(frozen=True)
-class Scan:
-    completed: subprocess.CompletedProcess[str]
-    report: dict
-
-    def target(self, name: str) -> dict:
-        return next(t for t in self.report["targets"] if t["name"] == name)
-
-    def verdicts(self, name: str) -> dict[str, str]:
-        return {f["check"]: f["status"] for f in self.target(name)["findings"]}
-
-    def finding(self, name: str, check: str) -> dict:
-        return next(f for f in self.target(name)["findings"] if f["check"] == check)
-
-
-def scan(pki: IdentityPKI, inventory: Path, out: Path, *args: str) -> Scan:
-    completed = run_cli("scan", str(inventory), "--json", str(out), *args, env={"WEB_P12_PASSWORD": pki.web_password})
-    assert "Traceback" not in completed.stderr, completed.stderr
-    assert completed.returncode in (0, 1, 3), (completed.returncode, completed.stdout, completed.stderr)
-    return Scan(completed, _spelled_out(out))
-
-
-def _spelled_out(path: Path) -> dict:
-    """The JSON report with each finding's evidence and commands as the checks made
-    them (the file leaves out what is empty and names probes instead of repeating
-    their facts; loading puts them back)."""
-    document = load_report(path)
-    data = document.to_dict()
-    for target, typed in zip(data["targets"], document.targets, strict=True):
-        target["findings"] = [
-            finding.to_dict() | {"commands": [c.to_dict() for c in finding.commands], "evidence": finding.evidence}
-            for finding in typed.findings
-        ]
-    return data
 
 
 @pytest.fixture(scope="module")

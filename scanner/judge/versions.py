@@ -31,6 +31,9 @@ def version_support(observation: ProbeObservation) -> tuple[VersionSupport, str]
         return VersionSupport.UNKNOWN, f"timed out during {o.timed_out.value}"
     if o.local_error:
         return VersionSupport.UNKNOWN, f"our side failed: {o.local_error}"
+    if o.postgres is not None and o.postgres.error and not o.server_hello_seen:
+        # No TLS was started (no SSL, or not PostgreSQL): no version was offered.
+        return VersionSupport.UNKNOWN, f"no TLS: {o.postgres.error}"
     if o.alert_sent and not o.alert_received and not o.server_hello_seen and "no protocols" in (o.tls_error or ""):
         return VersionSupport.UNKNOWN, f"this OpenSSL cannot offer {o.spec.version.value}: {o.tls_error}"
     if o.closed_by_server and o.alert_received is None and not o.server_hello_seen:

@@ -42,9 +42,14 @@ def request_for(target: Target, request: str | None = None) -> AppRequest | None
 def alpn_for(request: AppRequest | None) -> tuple[bytes, ...]:
     """The protocols to offer by ALPN: gRPC lives on HTTP/2 only (grpcio closes on a
     client that does not offer h2), and PostgreSQL's direct TLS requires
-    ``postgresql``. HTTP/1.1 probes offer nothing, as `openssl s_client` does."""
+    ``postgresql``. HTTP/1.1 probes offer nothing, as `openssl s_client` does.
+
+    gRPC offers http/1.1 after h2: a gRPC server picks h2 all the same, and an HTTP
+    server without h2 (Apache's mod_ssl answers with a protocol the client did not
+    offer, which OpenSSL rejects as a bad extension) then says plainly that it
+    speaks HTTP/1.1 only, so the error names the real cause."""
     if isinstance(request, GrpcCall):
-        return (b"h2",)
+        return (b"h2", b"http/1.1")
     if isinstance(request, PostgresStartup) and request.negotiation is PostgresNegotiation.DIRECT:
         return (b"postgresql",)
     return ()
