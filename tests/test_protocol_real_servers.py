@@ -102,7 +102,7 @@ CASES = {
         {
             "no-cert@tls1.2": [
                 "sent GET /secure HTTP/1.1",
-                "CertificateRequest after the handshake",
+                "CertificateRequest in a renegotiation",
                 "alert 40 handshake_failure",
                 "=> blocked at tls-post-handshake",
             ],

@@ -405,24 +405,28 @@ def _certificate_view(index: int, certificate: CertificateSummary, scan_time: da
     }
 
 
+def _certificate_request_text(probe: ProbeObservation) -> str:
+    """When the server asked for a certificate: "in handshake", "after handshake (on
+    GET /secure HTTP/1.1)", or "no"."""
+    if probe.certificate_request_seen:
+        return "in handshake"
+    if probe.certificate_requested_after_handshake:
+        trigger = probe.certificate_request_trigger
+        return "after handshake" + (f" (on {trigger})" if trigger else "")
+    return "no"
+
+
 def _probe_view(probe: ProbeObservation) -> dict[str, Any]:
-    http = probe.http
-    if http is None:
-        http_text = None
-    elif http.status is not None:
-        http_text = f"{http.status} {http.reason or ''}".strip()
-    else:
-        http_text = http.error or "no status"
     return {
         "probe": probe.spec.id,
         "negotiated_version": probe.negotiated_version,
         "connected": probe.connected,
-        "certificate_request_seen": probe.certificate_request_seen,
+        "certificate_request": _certificate_request_text(probe),
         "handshake_completed": probe.handshake_completed,
         "alert_received": _alert_text(probe.alert_received),
         "alert_sent": _alert_text(probe.alert_sent),
         "after_handshake": probe.after_handshake.value,
-        "http": http_text,
+        "answer": probe.application_answer,
         "error": probe.connect_error or probe.tls_error,
         "timed_out": probe.timed_out.value if probe.timed_out else None,
         "total_ms": probe.total_ms,

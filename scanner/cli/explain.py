@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mtls_audit.scanner.judge import Outcome, VersionSupport, access_verdict, judge, version_support
-from mtls_audit.scanner.judge.verdicts import grpc_status_name
 from mtls_audit.scanner.model.certificates import subject_text
 from mtls_audit.scanner.model.minting import DEFECTS
 from mtls_audit.scanner.model.observations import AfterHandshake, Presented, ProbeObservation
@@ -72,7 +71,9 @@ def happened(observation: ProbeObservation) -> list[str]:
         events.append(f"sent {o.certificate_request_trigger}")
     if o.certificate_requested_after_handshake:
         names = ", ".join(o.client_ca_names) or "empty CA list"
-        events.append(f"CertificateRequest after the handshake ({names})")
+        # TLS 1.2 has no post-handshake messages: the server renegotiated to ask.
+        how = "in a renegotiation" if o.negotiated_version == "TLSv1.2" else "after the handshake"
+        events.append(f"CertificateRequest {how} ({names})")
         if certificate and asked_later:
             events.append(certificate)
     if alert is not None and alert.phase.value == "post-handshake":
@@ -91,29 +92,13 @@ def happened(observation: ProbeObservation) -> list[str]:
 
 
 def _application_answer(o: ProbeObservation) -> list[str]:
-    """What HTTP, gRPC or PostgreSQL answered, if a request was made."""
-    if o.http is not None:
-        if o.http.status is not None:
-            return [f"HTTP {o.http.status} {o.http.reason}".rstrip() + f" at {o.http.at_ms:.1f} ms"]
-        return [f"HTTP: {o.http.error}"]
-    if o.grpc is not None:
-        g = o.grpc
-        if g.grpc_status is not None:
-            message = f" ({g.grpc_message})" if g.grpc_message else ""
-            at = f" at {g.at_ms:.1f} ms" if g.at_ms is not None else ""
-            return [
-                f"HTTP/2 {g.http_status}, grpc-status {g.grpc_status} {grpc_status_name(g.grpc_status)}{message}{at}"
-            ]
-        return [f"gRPC: {g.error}"]
-    if o.postgres is not None:
-        pg = o.postgres
-        at = f" at {pg.at_ms:.1f} ms" if pg.at_ms is not None else ""
-        if pg.authentication is not None:
-            return [f"PostgreSQL {pg.authentication}{at}"]
-        if pg.sqlstate is not None:
-            return [f"PostgreSQL {pg.severity or 'ERROR'} {pg.sqlstate} {pg.message or ''}".rstrip() + at]
-        return [f"PostgreSQL: {pg.error}"]
-    return []
+    """What HTTP, gRPC or PostgreSQL answered, and when, if a request was made."""
+    answer = o.application_answer
+    if answer is None:
+        return []
+    exchange = o.http or o.grpc or o.postgres
+    at_ms = exchange.at_ms if exchange is not None else None
+    return [answer + (f" at {at_ms:.1f} ms" if at_ms is not None else "")]
 
 
 def conclusion(target: Target, observation: ProbeObservation, reference: ProbeObservation | None = None) -> str:

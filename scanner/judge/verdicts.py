@@ -14,7 +14,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from mtls_audit.scanner.model.observations import AfterHandshake, Alert, Phase, ProbeObservation, TLSVersion
+from mtls_audit.scanner.model.observations import (
+    AfterHandshake,
+    Alert,
+    Phase,
+    ProbeObservation,
+    TLSVersion,
+    grpc_status_name,
+)
 from mtls_audit.scanner.model.target import AppProtocol
 
 # Statuses that mean "the application refused this client". 495/496 are nginx's
@@ -264,31 +271,6 @@ def _asked_after(o: ProbeObservation) -> str:
         return ""
     trigger = f" on {o.certificate_request_trigger}" if o.certificate_request_trigger else ""
     return f", which asked for a certificate only after the handshake{trigger}"
-
-
-def grpc_status_name(code: int) -> str:
-    return _GRPC_STATUS_NAMES[code] if 0 <= code < len(_GRPC_STATUS_NAMES) else f"status {code}"
-
-
-_GRPC_STATUS_NAMES = (
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-)
 
 
 def _our_session_broke(o: ProbeObservation) -> ProbeVerdict:

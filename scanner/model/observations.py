@@ -210,6 +210,13 @@ class HttpExchange:
     at_ms: float | None = None
     error: str | None = None  # why no status was read
 
+    @property
+    def answer(self) -> str:
+        """``HTTP 403 Forbidden``, or why there was none."""
+        if self.status is None:
+            return f"HTTP: {self.error}"
+        return f"HTTP {self.status} {self.reason}".rstrip()
+
     def to_dict(self) -> dict[str, Any]:
         """The request line, and of the rest what was seen (null and "" left out)."""
         data: dict[str, Any] = {"request_line": self.request_line}
@@ -232,6 +239,32 @@ class HttpExchange:
         )
 
 
+def grpc_status_name(code: int) -> str:
+    """``UNAUTHENTICATED`` for 16."""
+    return _GRPC_STATUS_NAMES[code] if 0 <= code < len(_GRPC_STATUS_NAMES) else f"status {code}"
+
+
+_GRPC_STATUS_NAMES = (
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class GrpcExchange:
     """The gRPC call made after the handshake (``probe: grpc``): a unary call over
@@ -247,6 +280,16 @@ class GrpcExchange:
     @property
     def request_line(self) -> str:
         return f"grpc {self.method}"
+
+    @property
+    def answer(self) -> str:
+        """``HTTP/2 200, grpc-status 16 UNAUTHENTICATED (no peer certificate)``, or the error."""
+        if self.grpc_status is None:
+            return f"gRPC: {self.error}" if self.http_status is None else f"HTTP/2 {self.http_status}: {self.error}"
+        message = f" ({self.grpc_message})" if self.grpc_message else ""
+        return (
+            f"HTTP/2 {self.http_status}, grpc-status {self.grpc_status} {grpc_status_name(self.grpc_status)}{message}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"method": self.method}
@@ -290,6 +333,16 @@ class PostgresExchange:
     @property
     def request_line(self) -> str:
         return f"startup user={self.user} database={self.database}"
+
+    @property
+    def answer(self) -> str:
+        """``PostgreSQL FATAL 28000 connection requires ...``, ``PostgreSQL
+        AuthenticationSASL (SCRAM-SHA-256)``, or the error."""
+        if self.authentication is not None:
+            return f"PostgreSQL {self.authentication}"
+        if self.sqlstate is not None:
+            return f"PostgreSQL {self.severity or 'ERROR'} {self.sqlstate} {self.message or ''}".rstrip()
+        return f"PostgreSQL: {self.error}"
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"user": self.user, "database": self.database, "negotiation": self.negotiation}
@@ -417,6 +470,13 @@ class ProbeObservation:
     def certificate_requested(self) -> bool:
         """The server asked for a client certificate, in the handshake or after it."""
         return self.certificate_request_seen or self.certificate_requested_after_handshake
+
+    @property
+    def application_answer(self) -> str | None:
+        """What HTTP, gRPC or PostgreSQL answered after the handshake (or why nothing
+        did); None when no request was made."""
+        exchange = self.http or self.grpc or self.postgres
+        return exchange.answer if exchange is not None else None
 
     @property
     def application_request(self) -> str | None:

@@ -47,26 +47,6 @@ _FIRST_BYTES = 32  # of a server that is not HTTP/2, shown to say what it was
 _FRAME_HEADER = 9
 _SETTINGS_TYPE = 0x4
 
-STATUS_NAMES = (
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-)
-
 # A protobuf service name is dotted identifiers (the package is optional: a .proto
 # file without `package` gives "Greeter/SayHello"); the method is one identifier.
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -140,15 +120,6 @@ class GrpcResponse:
     grpc_status: int | None = None  # from the trailers, or a trailers-only response's headers
     grpc_message: str = ""  # percent-decoded grpc-message
     error: str | None = None  # why no gRPC status was read
-
-    @property
-    def status_name(self) -> str:
-        """``UNAUTHENTICATED`` for 16; "" when there is no status."""
-        if self.grpc_status is None:
-            return ""
-        if 0 <= self.grpc_status < len(STATUS_NAMES):
-            return STATUS_NAMES[self.grpc_status]
-        return f"status {self.grpc_status}"
 
 
 class GrpcClient:
