@@ -44,6 +44,10 @@ GRPC_RULES = [
     {"identity": "payment", "request": "grpc bank.Payments/Transfer", "expect": "allow"},
     {"identity": "web", "request": "grpc bank.Payments/Transfer", "expect": "deny"},
 ]
+APACHE_RULES = [
+    {"identity": "payment", "request": "GET /secure", "expect": "allow"},
+    {"identity": "web", "request": "GET /secure", "expect": "allow"},
+]
 # PostgreSQL makes no requests: a rule says who may connect (as the target's user).
 POSTGRES_RULES = [{"identity": "payment", "expect": "allow"}, {"identity": "web", "expect": "deny"}]
 
@@ -85,6 +89,21 @@ CASES = {
             ],
             "rogue-ca@tls1.3": ["CertificateRequest after the handshake", "alert 48 unknown_ca", "=> blocked"],
             "valid@tls1.3": ["CertificateRequest after the handshake", "HTTP 200 OK", "=> accepted (http layer)"],
+        },
+    ),
+    # Apache checks the chain, not who: both valid identities may read /secure, and so
+    # may the issuer's copy of payment without a SAN.
+    "apache-pha-rules": Case(
+        "apache-tls13",
+        {"server_name": SERVER_NAME, "http_path": "/secure", "access": APACHE_RULES},
+        expect(unknown_identity_rejected="fail"),
+        {
+            "identity:web[GET /secure]@tls1.3": [
+                "CertificateRequest after the handshake",
+                "Certificate sent",
+                "HTTP 200 OK",
+                "=> accepted (http layer)",
+            ],
         },
     ),
     # The same server's / asks no one: client auth is per location.
