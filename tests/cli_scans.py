@@ -4,6 +4,7 @@ report read back with each finding's evidence spelled out."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,6 +56,15 @@ class Scan:
 
     def verdicts(self, name: str) -> dict[str, str]:
         return {f["check"]: f["status"] for f in self.target(name)["findings"]}
+
+    def assert_verdicts(self, name: str, expected: dict[str, str]) -> None:
+        """Every check's status on target ``name`` is as expected (the summaries
+        explain a mismatch), and the exit code is the one they imply."""
+        got = self.verdicts(name)
+        summaries = {f["check"]: f["summary"] for f in self.target(name)["findings"]}
+        assert got == expected, json.dumps(summaries, indent=1)
+        exit_code = 1 if "fail" in got.values() else 3 if "error" in got.values() else 0
+        assert self.completed.returncode == exit_code, self.completed.stdout
 
     def finding(self, name: str, check: str) -> dict:
         return next(f for f in self.target(name)["findings"] if f["check"] == check)
