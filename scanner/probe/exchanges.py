@@ -17,7 +17,7 @@ from mtls_audit.scanner.probe.grpc import GrpcCall, GrpcClient
 from mtls_audit.scanner.probe.http import MAX_HTTP_HEAD, HttpRequest, parse_status_line
 from mtls_audit.scanner.probe.postgres import BackendReader, startup_message
 from mtls_audit.scanner.probe.requests import AppRequest, PostgresStartup
-from mtls_audit.scanner.probe.wire import Wire
+from mtls_audit.scanner.probe.wire import OurSideFailed, Wire
 from mtls_audit.scanner.tls.client import ApplicationData
 
 # Feeds the server's application data to a codec; returns what to send back.
@@ -55,8 +55,19 @@ async def _converse(wire: Wire, seconds: float, feed: _Feed, done: Callable[[], 
                 if isinstance(event, ApplicationData):
                     answer = feed(event.data)
                     if answer and not wire.over:
-                        await wire.send_application_data(answer)
+                        await _send_reply(wire, answer)
     return scope.cancelled_caught and not done()
+
+
+async def _send_reply(wire: Wire, data: bytes) -> None:
+    """Send what the protocol answers (an HTTP/2 SETTINGS ack). If the session died
+    meanwhile, the next read shows how; a failed reply is not a verdict."""
+    try:
+        await wire.send_application_data(data)
+    except OurSideFailed:
+        raise
+    except Exception:  # noqa: BLE001, S110 - see above
+        pass
 
 
 def _timed_out(wire: Wire, what: str, seconds: float) -> str:
