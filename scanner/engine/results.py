@@ -91,6 +91,12 @@ def _unreachable_reason(observations: Sequence[ProbeObservation]) -> str:
     for observation in observations:
         if not observation.connected:
             return observation.connect_error or "no connection"
+    # PostgreSQL starts TLS only when its SSLRequest is answered with S.
+    refusals = sorted(
+        {o.postgres.error for o in observations if o.postgres and o.postgres.error and not o.server_hello_seen}
+    )
+    if refusals:
+        return "no TLS: " + "; ".join(refusals)
     for observation in observations:
         if observation.timed_out:
             return f"no TLS answer within the {observation.timed_out.value} timeout"

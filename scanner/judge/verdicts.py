@@ -210,8 +210,10 @@ def _after_handshake(o: ProbeObservation, app_protocol: AppProtocol) -> ProbeVer
 
 
 def _no_answer(o: ProbeObservation, tls_accepted: bool, tls_how: str, why: str) -> ProbeVerdict:
-    """The application said nothing: the TLS layer decides, if it did."""
-    if not tls_accepted and o.closed_by_server is Phase.HTTP:
+    """The application gave no answer: the TLS layer decides, if it did. A close is a
+    refusal only if the server sent nothing first: one that wrote bytes the protocol
+    could not read, then closed, talked to the client and decided nothing."""
+    if not tls_accepted and o.closed_by_server is Phase.HTTP and not o.application_data_received:
         return ProbeVerdict(
             Outcome.BLOCKED, Layer.TLS_POST_HANDSHAKE, "connection closed after the handshake, no response"
         )

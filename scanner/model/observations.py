@@ -399,6 +399,9 @@ class ProbeObservation:
     local_error: str | None = None  # a failure on our side of the connection: never a refusal
     after_handshake: AfterHandshake = AfterHandshake.NOT_WAITED
     session_ticket_received: bool = False
+    # The server sent application data after the handshake (before or after our
+    # request): it talked to us, so a close that follows refuses no one.
+    application_data_received: bool = False
     http: HttpExchange | None = None
     grpc: GrpcExchange | None = None
     postgres: PostgresExchange | None = None
@@ -452,6 +455,7 @@ class ProbeObservation:
             if self.after_handshake is AfterHandshake.NOT_WAITED
             else self.after_handshake.value,
             "session_ticket_received": self.session_ticket_received,
+            "application_data_received": self.application_data_received,
             "http": self.http.to_dict() if self.http else None,
             "grpc": self.grpc.to_dict() if self.grpc else None,
             "postgres": self.postgres.to_dict() if self.postgres else None,
@@ -531,6 +535,7 @@ class ProbeObservation:
             local_error=data.get("local_error"),
             after_handshake=AfterHandshake(data.get("after_handshake", AfterHandshake.NOT_WAITED.value)),
             session_ticket_received=data.get("session_ticket_received", False),
+            application_data_received=data.get("application_data_received", False),
             http=HttpExchange.from_dict(data.get("http")),
             grpc=GrpcExchange.from_dict(data.get("grpc")),
             postgres=PostgresExchange.from_dict(data.get("postgres")),

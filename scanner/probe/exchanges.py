@@ -18,7 +18,6 @@ from mtls_audit.scanner.probe.http import MAX_HTTP_HEAD, HttpRequest, parse_stat
 from mtls_audit.scanner.probe.postgres import BackendReader, startup_message
 from mtls_audit.scanner.probe.requests import AppRequest, PostgresStartup
 from mtls_audit.scanner.probe.wire import OurSideFailed, Wire
-from mtls_audit.scanner.tls.client import ApplicationData
 
 # Feeds the server's application data to a codec; returns what to send back.
 _Feed = Callable[[bytes], bytes]
@@ -47,15 +46,17 @@ async def _send(wire: Wire, line: str, data: bytes) -> str | None:
 
 
 async def _converse(wire: Wire, seconds: float, feed: _Feed, done: Callable[[], bool]) -> bool:
-    """Give the server's data to ``feed`` until ``done()`` or the connection ends;
-    True when time ran out first."""
+    """Give the server's data to ``feed`` (what came before the request first) until
+    ``done()`` or the connection ends; True when time ran out first."""
     with trio.move_on_after(seconds) as scope:
-        while not done() and not wire.over:
-            for event in await wire.receive():
-                if isinstance(event, ApplicationData):
-                    answer = feed(event.data)
-                    if answer and not wire.over:
-                        await _send_reply(wire, answer)
+        while True:
+            for data in wire.take_unread():
+                answer = feed(data)
+                if answer and not wire.over:
+                    await _send_reply(wire, answer)
+            if done() or wire.over:
+                break
+            await wire.receive()
     return scope.cancelled_caught and not done()
 
 

@@ -99,6 +99,7 @@ class Recorder:
                     if not at_eof and "alert_sent" not in self.facts:
                         self.facts["alert_sent"] = Alert(code, self._alert_phase(), self.elapsed_ms())
                 case ApplicationData():
+                    self.facts["application_data_received"] = True
                     self._first_after_handshake(AfterHandshake.DATA)
                 case ConnectionClosed():
                     self._first_after_handshake(AfterHandshake.EOF)
@@ -152,6 +153,10 @@ class Wire:
     connection: TLSClientConnection
     recorder: Recorder
     eof: bool = False
+    # Application data not read yet: a server may speak before our request (an HTTP/2
+    # server's SETTINGS arrives during the post-handshake wait), and the exchange must
+    # see those bytes first.
+    unread: list[bytes] = field(default_factory=list)
 
     @property
     def over(self) -> bool:
@@ -186,8 +191,14 @@ class Wire:
             self.eof = True
             events = self.connection.receive_eof()
             self.recorder.note(events, self.connection, at_eof=True)
+        self.unread += [event.data for event in events if isinstance(event, ApplicationData)]
         await self.flush()
         return events
+
+    def take_unread(self) -> list[bytes]:
+        """The application data received and not taken yet, oldest first."""
+        unread, self.unread = self.unread, []
+        return unread
 
     async def pump(self) -> None:
         """Send what TLS wants sent, then receive once."""
