@@ -29,12 +29,20 @@ def test_readme_inventory_example_loads(tmp_path: Path, lab_pki, monkeypatch):
     (tmp_path / "inventory.yaml").write_text(example)
     monkeypatch.setenv("CLIENT_KEY_PASSWORD", "readme-password")
     targets = load_inventory(tmp_path / "inventory.yaml")
-    assert [t.name for t in targets] == ["payments-api", "127.0.0.1:9443", "public-docs"]
+    names = [t.name for t in targets]
+    assert names == ["payments-api", "127.0.0.1:9443", "public-docs", "ledger-grpc", "ledger-db"]
     docs = targets[2]
     assert docs.client_auth is ClientAuthExpectation.NONE
     assert docs.app_protocol is AppProtocol.NONE
     assert docs.disabled_checks == frozenset({"expiry-soon"})
     assert targets[0].identity is not None and targets[0].tags == ("staging",)
+    grpc, postgres = targets[3:]
+    assert (grpc.app_protocol, grpc.grpc_service) == (AppProtocol.GRPC, "bank.Ledger")
+    assert (postgres.app_protocol, postgres.postgres_user, postgres.postgres_database) == (
+        AppProtocol.POSTGRES,
+        "ledger",
+        "ledger",
+    )
 
 
 def test_readme_setup_commands_match_ci():
