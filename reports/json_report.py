@@ -1,18 +1,22 @@
 """The JSON report: written as the scan goes, validated when read back.
 
-The document is ``{"schema_version", "targets": [...], "certificates": {...}, "scan",
-"summary"}``; its shape is ``reports/schema/report.schema.json``. ``JsonReportWriter``
-streams one target at a time into a temporary file next to the destination and renames
-it into place only in ``finish()``, so an interrupted scan never leaves a truncated
-report under the real name. ``load_report`` reads a saved report back and checks it
+The document is ``{"schema_version", "targets": [...], "certificates": {...}, "texts":
+[...], "scan", "summary"}`` (``texts`` only when findings repeat a sentence); its
+shape is ``reports/schema/report.schema.json``. ``JsonReportWriter`` streams one
+target at a time into a temporary file next to the destination and renames it into
+place only in ``finish()``, so an interrupted scan never leaves a truncated report
+under the real name. ``load_report`` reads a saved report back and checks it
 against the schema, so the other reporters can re-render it later.
 
 The encoding is compact, for 10,000 targets: no indentation, one target per line (a
 diff still shows which target changed), every fact said once. Targets name their
 certificates by SHA-256 and the ``certificates`` table, written after the targets,
 holds each distinct certificate once (targets behind one load balancer or CA share
-chains); probes leave out their defaults; findings name probes instead of repeating
-their facts (``TargetReport.to_dict``). Loading puts everything back.
+chains); probes leave out their defaults and say how they differ from a probe like
+them; findings name probes instead of repeating their facts, certificates by their
+position in the chain, and share their commands' common arguments
+(``TargetReport.to_dict``); the ``texts`` table, also after the targets, holds each
+summary and remediation that findings repeat. Loading puts everything back.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from mtls_audit.reports.atomic import AtomicFile
 from mtls_audit.reports.spill import SpillFile
+from mtls_audit.scanner.model.compact import LIKE, TextTable, like_decode
 from mtls_audit.scanner.model.errors import UserError
 from mtls_audit.scanner.model.report import (
     SCHEMA_VERSION,
@@ -40,6 +45,7 @@ from mtls_audit.scanner.model.report import (
     Summary,
     TargetReport,
 )
+from mtls_audit.scanner.model.status import Severity
 
 
 class ReportError(UserError):
@@ -62,7 +68,9 @@ class JsonReportWriter:
 
     The certificates table comes after the targets, so a certificate first seen on
     the last target still makes it; until then new certificates wait in a spill file
-    beside the report, and the writer keeps only their fingerprints in memory.
+    beside the report, and the writer keeps only their fingerprints in memory. The
+    texts table follows it. A finding at the severity ``start``'s check catalog gives
+    its check leaves it out, so ``finish`` must get the same catalog.
     """
 
     def __init__(self, path: Path) -> None:
@@ -71,6 +79,8 @@ class JsonReportWriter:
         self._atomic: AtomicFile | None = None
         self._certificates: SpillFile | None = None
         self._seen: set[str] = set()
+        self._texts = TextTable()
+        self._severities: dict[str, Severity] = {}
         self._count = 0
         self._done = False
 
@@ -79,6 +89,7 @@ class JsonReportWriter:
     def start(self, scan: ScanInfo | None = None) -> None:
         if self._file is not None or self._done:
             raise RuntimeError("JsonReportWriter.start() called twice")
+        self._severities = scan.severities if scan is not None else {}
         self._atomic = AtomicFile(self.path)
         self._file = self._atomic.file
         self._file.write(f'{{"schema_version":{_dumps(SCHEMA_VERSION)},"targets":[')
@@ -86,7 +97,7 @@ class JsonReportWriter:
     def add(self, target: TargetReport) -> None:
         """Write one target; order of calls is report order."""
         file = self._require_open()
-        data = target.to_dict()
+        data = target.to_dict(texts=self._texts, severities=self._severities)
         data["certificates"] = [certificate.sha256 for certificate in target.certificates]
         for certificate in target.certificates:
             if certificate.sha256 not in self._seen:
@@ -105,10 +116,16 @@ class JsonReportWriter:
         atomic = self._atomic
         assert atomic is not None  # start() set it along with the open file
         try:
+            if any(scan.severities.get(check) is not severity for check, severity in self._severities.items()):
+                raise ValueError(
+                    "JsonReportWriter.finish() got other checks than start(): severities were left to them"
+                )
             file.write(("\n" if self._count else "") + '],"certificates":{')
             for number, (sha256, entry) in enumerate(self._certificates or ()):
                 file.write(("," if number else "") + f"\n{_dumps(sha256)}:{_dumps(entry)}")
             file.write(("\n" if self._seen else "") + "},\n")
+            if self._texts.texts:
+                file.write('"texts":[\n' + ",\n".join(_dumps(text) for text in self._texts.texts) + "],\n")
             file.write(f'"scan":{_dumps(scan.to_dict())},\n"summary":{_dumps(summary.to_dict())}}}\n')
         except BaseException:
             self.abort()
@@ -177,12 +194,8 @@ def open_report(path: Path | str) -> StreamedReport:
             if file.readline() == _FIRST_LINE and file.seekable():
                 layout = _line_layout(path, file)
                 if layout is not None:
-                    rest, table, count = layout
                     return StreamedReport(
-                        ScanInfo.from_dict(rest["scan"]),
-                        Summary.from_dict(rest["summary"]),
-                        SCHEMA_VERSION,
-                        lambda: _streamed_targets(path, table, count),
+                        layout.scan, layout.summary, SCHEMA_VERSION, lambda: _streamed_targets(path, layout)
                     )
     except (OSError, UnicodeDecodeError) as error:
         raise ReportError(f"{path}: cannot read report: {_one_line(str(error))}", file=str(path)) from None
@@ -217,7 +230,11 @@ def load_report(path: Path | str) -> ReportDocument:
             f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}", file=str(path)
         ) from None
     del text
-    problem = validation_problem(document) or _unknown_certificate(document)
+    problem = (
+        validation_problem(document)
+        or _unknown_certificate(document)
+        or next(filter(None, (_like_problem(t, f"$.targets[{n}]") for n, t in enumerate(document["targets"]))), None)
+    )
     if problem is not None:
         raise _not_a_report(path, problem)
     if document["schema_version"] == "1.0":
@@ -239,17 +256,16 @@ def _read_line_by_line(path: Path, file: IO[str]) -> ReportDocument | None:
     layout = _line_layout(path, file)
     if layout is None:
         return None
-    rest, table, count = layout
     try:
-        targets = tuple(_targets_by_line(path, table, count))
+        targets = tuple(_targets_by_line(path, layout))
     except _NotLaidOut:
         return None  # the generic reader says where
-    return ReportDocument(ScanInfo.from_dict(rest["scan"]), Summary.from_dict(rest["summary"]), targets, SCHEMA_VERSION)
+    return ReportDocument(layout.scan, layout.summary, targets, SCHEMA_VERSION)
 
 
-def _streamed_targets(path: Path, table: dict[str, CertificateSummary], count: int) -> Iterator[TargetReport]:
+def _streamed_targets(path: Path, layout: _Layout) -> Iterator[TargetReport]:
     try:
-        yield from _targets_by_line(path, table, count)
+        yield from _targets_by_line(path, layout)
     except _NotLaidOut as error:
         raise _not_a_report(path, f"at $.targets[{error.args[0]}]: not one JSON object per line") from None
 
@@ -258,11 +274,27 @@ class _NotLaidOut(Exception):
     """A target line that is not one JSON object after all."""
 
 
-def _line_layout(path: Path, file: IO[str]) -> tuple[dict[str, Any], dict[str, CertificateSummary], int] | None:
-    """First pass: the part after the targets (certificates, scan, summary), validated,
-    and how many target lines there are; None when the file is not laid out as the
-    writer lays it out. The certificates table comes after the targets, and a target
-    needs it: the targets are read in a second pass."""
+@dataclass(frozen=True)
+class _Layout:
+    """What follows a report's targets, which reading a target needs: the certificates
+    table, the texts, and the scan (its check catalog gives the severities)."""
+
+    scan: ScanInfo
+    summary: Summary
+    certificates: dict[str, CertificateSummary]
+    texts: list[str]
+    count: int  # target lines
+
+    @property
+    def severities(self) -> dict[str, Severity]:
+        return self.scan.severities
+
+
+def _line_layout(path: Path, file: IO[str]) -> _Layout | None:
+    """First pass: the part after the targets (certificates, texts, scan, summary),
+    validated, and how many target lines there are; None when the file is not laid
+    out as the writer lays it out. The tables come after the targets, and a target
+    needs them: the targets are read in a second pass."""
     count = 0
     for line in file:
         if line.startswith(_AFTER_TARGETS):
@@ -283,10 +315,11 @@ def _line_layout(path: Path, file: IO[str]) -> tuple[dict[str, Any], dict[str, C
         sha256: CertificateSummary.from_dict({**entry, "sha256": sha256})
         for sha256, entry in rest["certificates"].items()
     }
-    return rest, table, count
+    scan, summary = ScanInfo.from_dict(rest["scan"]), Summary.from_dict(rest["summary"])
+    return _Layout(scan, summary, table, rest.get("texts") or [], count)
 
 
-def _targets_by_line(path: Path, table: dict[str, CertificateSummary], count: int) -> Iterator[TargetReport]:
+def _targets_by_line(path: Path, layout: _Layout) -> Iterator[TargetReport]:
     """Second pass: each target line, validated and typed, one at a time."""
     try:
         file = path.open(encoding="utf-8")
@@ -294,19 +327,22 @@ def _targets_by_line(path: Path, table: dict[str, CertificateSummary], count: in
         raise ReportError(f"{path}: cannot read report: {_one_line(str(error))}", file=str(path)) from None
     with file:
         file.readline()
-        for number in range(count):
+        table, severities = layout.certificates, layout.severities
+        for number in range(layout.count):
             try:
                 target = json.loads(file.readline().rstrip("\n").rstrip(","))
             except json.JSONDecodeError:
                 raise _NotLaidOut(number) from None
-            problem = _problem(target, "target", f"$.targets[{number}]")
+            problem = _problem(target, "target", f"$.targets[{number}]") or _like_problem(
+                target, f"$.targets[{number}]"
+            )
             if problem is not None:
                 raise _not_a_report(path, problem)
             problem = _unknown_certificate({"targets": [target], "certificates": table})
             if problem is not None:
                 raise _not_a_report(path, problem.replace("$.targets[0]", f"$.targets[{number}]", 1))
             try:
-                yield TargetReport.from_dict(target, table)
+                yield TargetReport.from_dict(target, table, texts=layout.texts, severities=severities)
             except ValueError as error:
                 raise _not_a_report(path, f"at $.targets[{number}]: {_one_line(str(error))}") from None
 
@@ -360,6 +396,29 @@ def _unknown_certificate(document: dict[str, Any]) -> str | None:
         for position, entry in enumerate(target["certificates"]):
             if isinstance(entry, str) and entry not in table:
                 return f"at $.targets[{number}].certificates[{position}]: {entry} is not in the certificates table"
+    return None
+
+
+_LIKE_LISTS = (("probes", "probe", "probe"), ("identity_matrix", "matrixRow", "client"))
+
+
+def _like_problem(target: dict[str, Any], root: str) -> str | None:
+    """Where a probe or identity-matrix row written like an earlier one (1.3) is not
+    a valid one once resolved, or names no earlier entry; None when all are. (The
+    schema can only say that such an entry is an object with a ``like``.)"""
+    for key, definition, name in _LIKE_LISTS:
+        entries = target.get(key) or []
+        if not any(LIKE in entry for entry in entries):
+            continue
+        try:
+            resolved = like_decode(entries, dict, name)
+        except ValueError as error:
+            return f"at {root}.{key}: {_one_line(str(error))}"
+        for number, (entry, whole) in enumerate(zip(entries, resolved, strict=True)):
+            if LIKE in entry:
+                problem = _problem(whole, definition, f"{root}.{key}[{number}]")
+                if problem is not None:
+                    return problem
     return None
 
 

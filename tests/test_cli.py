@@ -258,7 +258,7 @@ def test_json_report_written_as_results_stream_is_valid_json(tmp_path: Path, lab
     inventory = write_inventory(tmp_path / "inventory.yaml", lab_process, ["strict", "any-ca", "leaf-only"])
     run_cli("scan", str(inventory), "--json", str(tmp_path / "r.json"), "--quiet")
     document = json.loads((tmp_path / "r.json").read_text())
-    assert document["schema_version"] == SCHEMA_VERSION == "1.2"
+    assert document["schema_version"] == SCHEMA_VERSION == "1.3"
     assert document["summary"]["targets"] == 3
     assert [t["name"] for t in document["targets"]] == ["strict", "any-ca", "leaf-only"]
 

@@ -23,7 +23,7 @@ from mtls_audit.scanner.model.report import ReportDocument, TargetReport
 @pytest.fixture
 def document() -> ReportDocument:
     targets = _targets()
-    raw = {"schema_version": "1.2", "scan": _scan(), "summary": _summary(targets), "targets": targets}
+    raw = {"schema_version": "1.3", "scan": _scan(), "summary": _summary(targets), "targets": targets}
     return _typed(_waived(_canonical(raw)))
 
 
@@ -147,7 +147,7 @@ def test_hostile_text_cannot_end_a_noscript_section_early(document):
         for number, target in enumerate(_many(document, view.INLINE_DETAILS_UP_TO + 1))
     )
     page = render_html(
-        ReportDocument(scan=document.scan, summary=document.summary, targets=targets, schema_version="1.2")
+        ReportDocument(scan=document.scan, summary=document.summary, targets=targets, schema_version="1.3")
     )
     assert page.count("</noscript>") == len(targets)
     assert page.lower().count("<script") == 1

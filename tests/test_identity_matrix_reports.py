@@ -76,7 +76,7 @@ def _target_dicts(matrix: tuple[MatrixRow, ...]) -> list[dict[str, Any]]:
 
 def _document(matrix: tuple[MatrixRow, ...]) -> ReportDocument:
     targets = _target_dicts(matrix)
-    raw = {"schema_version": "1.2", "scan": _scan(), "summary": _summary(targets), "targets": targets}
+    raw = {"schema_version": "1.3", "scan": _scan(), "summary": _summary(targets), "targets": targets}
     return _typed(_canonical(raw))
 
 

@@ -320,7 +320,7 @@ def _write_json(path, document: dict[str, Any]) -> None:
 @pytest.fixture
 def document() -> dict[str, Any]:
     targets = _targets()
-    return _canonical({"schema_version": "1.2", "scan": _scan(), "summary": _summary(targets), "targets": targets})
+    return _canonical({"schema_version": "1.3", "scan": _scan(), "summary": _summary(targets), "targets": targets})
 
 
 @pytest.fixture
@@ -459,7 +459,7 @@ def test_streaming_writer_output_parses_validates_and_keeps_order(tmp_path, docu
     assert writer.finish(typed.scan, typed.summary) == path
 
     text = path.read_text(encoding="utf-8")
-    assert text.startswith('{"schema_version":"1.2","targets":[\n{"name":"payments-api",')
+    assert text.startswith('{"schema_version":"1.3","targets":[\n{"name":"payments-api",')
     # compact, one target per line, then one line per distinct certificate
     lines = text.splitlines()
     assert [json.loads(line.rstrip(","))["name"] for line in lines[1:4]] == [t["name"] for t in document["targets"]]
@@ -557,7 +557,7 @@ def test_load_report_reads_reports_that_spell_everything_out(tmp_path, document,
     path.write_text(json.dumps(legacy, indent=2), encoding="utf-8")
     loaded = load_report(path)
     assert loaded.targets == _typed(document).targets
-    assert loaded.to_dict()["targets"] == document["targets"]  # written again, in the 1.2 shape
+    assert loaded.to_dict()["targets"] == document["targets"]  # written again, in the 1.3 shape
 
 
 def test_load_report_rejects_a_certificate_missing_from_the_table(tmp_path, document):
@@ -752,7 +752,7 @@ def test_html_renders_empty_lists_and_null_values(document):
 
 
 def test_html_renders_a_report_with_no_targets():
-    document = {"schema_version": "1.2", "scan": _scan(), "summary": _summary([]), "targets": []}
+    document = {"schema_version": "1.3", "scan": _scan(), "summary": _summary([]), "targets": []}
     page = render_html(_typed(document))
     assert "The report contains no targets." in page
 

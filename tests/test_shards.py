@@ -159,10 +159,13 @@ _TIMING = re.compile(r"\d+(\.\d+)? ms")
 def verdicts(report_path: Path) -> dict[str, dict[str, tuple[str, str]]]:
     """target -> check -> (status, summary without timings)."""
     document = json.loads(report_path.read_text())
-    return {
-        t["name"]: {f["check"]: (f["status"], _TIMING.sub("N ms", f["summary"])) for f in t["findings"]}
-        for t in document["targets"]
-    }
+    texts = document.get("texts", [])  # a summary findings repeat is an index there (1.3)
+
+    def summary(finding: dict) -> str:
+        text = finding["summary"]
+        return _TIMING.sub("N ms", texts[text] if isinstance(text, int) else text)
+
+    return {t["name"]: {f["check"]: (f["status"], summary(f)) for f in t["findings"]} for t in document["targets"]}
 
 
 SCAN_FLAGS = ("--post-handshake-wait", "0.5", "--rounds", "1")

@@ -587,8 +587,11 @@ def test_ocsf_required_attributes_are_present_and_typed(demo_report: dict[str, A
     events = _write_report("ocsf", demo_report, tmp_path / "ocsf.ndjson")
     scanned = {t["name"]: datetime.fromisoformat(t["scanned_at"]) for t in demo_report["targets"]}
     addresses = {t["name"]: t["address"] for t in demo_report["targets"]}
+    texts = demo_report.get("texts", [])  # a remediation findings repeat is an index there (1.3)
     remediations = {
-        (t["name"], f["check"]): f.get("remediation", "") for t in demo_report["targets"] for f in t["findings"]
+        (t["name"], f["check"]): texts[r] if isinstance(r := f.get("remediation", ""), int) else r
+        for t in demo_report["targets"]
+        for f in t["findings"]
     }
     for event in events:
         for attribute in ("activity_id", "category_uid", "class_uid", "type_uid", "severity_id", "time"):

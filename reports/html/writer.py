@@ -75,7 +75,7 @@ class HtmlReportWriter(SpillingWriter):
         """Count the target and park it on disk until ``finish()``."""
         spill = self._parked()
         self.tally.add(target)
-        spill.append(target.to_dict())
+        spill.append(target.to_dict(compact=False))  # read back in finish(): no time spent on size
 
     def finish(self, scan: ScanInfo, summary: Summary | None = None) -> Path:
         """Render the page into a temporary file and publish it under ``path``."""

@@ -9,20 +9,34 @@ gives the JSON shape of ``reports/schema/report.schema.json``.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from mtls_audit.scanner.model.compact import (
+    TextTable,
+    certificate_references,
+    certificate_values,
+    command_parts,
+    joined,
+    like_decode,
+    like_encode,
+    lists_like,
+    lists_whole,
+    same,
+    text_of,
+)
 from mtls_audit.scanner.model.finding import Finding, WaiverNote
 from mtls_audit.scanner.model.observations import ProbeObservation
 from mtls_audit.scanner.model.status import Severity, Status, worst_status
 
-SCHEMA_VERSION = "1.2"
-# 1.0 reports (before finding commands, probe attempts and the check catalog) and 1.1
-# reports (before the identity matrix and access-rule probes) still load, so last
-# night's report keeps working as a baseline.
-READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
+SCHEMA_VERSION = "1.3"
+# 1.0 reports (before finding commands, probe attempts and the check catalog), 1.1
+# reports (before the identity matrix and access-rule probes) and 1.2 reports (before
+# probes like others, command parts, certificate positions and the report's texts)
+# still load, so last night's report keeps working as a baseline.
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 TOOL = "mtls-audit"
 
 
@@ -207,29 +221,77 @@ class TargetReport:
     def finding(self, check: str) -> Finding | None:
         return next((f for f in self.findings if f.check == check), None)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The target; each fact said once. A probe leaves out its ``address``,
-        ``sni`` and ``peer_chain_sha256`` when they are the target's ``address``,
-        ``server_name`` and certificates (a probe that got no chain from a target that
-        has one says ``[]``), and finding evidence names probes by id instead of
-        repeating their facts (``Finding.to_dict``). The certificates are spelled out
-        here; the JSON report keeps them once per report (``ReportDocument.to_dict``)."""
+    def to_dict(
+        self,
+        *,
+        texts: TextTable | None = None,
+        severities: Mapping[str, Severity] | None = None,
+        compact: bool = True,
+    ) -> dict[str, Any]:
+        """The target; each fact said once (``scanner.model.compact``):
+
+        - a probe leaves out its ``address``, ``sni`` and ``peer_chain_sha256`` when
+          they are the target's ``address``, ``server_name`` and certificates (a probe
+          that got no chain from a target that has one says ``[]``), or it is ``like``
+          an earlier probe and says only how it differs from it;
+        - an identity-matrix row may be ``like`` an earlier row;
+        - finding evidence names probes by id instead of repeating their facts
+          (``Finding.to_dict``), certificates of the chain by their position, and
+          an object in a list of objects may be ``like`` an earlier one;
+        - finding commands are ``{label: command}``, the runs of arguments several
+          commands share written once in ``command_parts``;
+        - with ``texts`` (the report's table), a summary or remediation met before
+          is its index there; with ``severities`` (the check catalog's), a finding at
+          its check's severity leaves it out.
+
+        ``compact=False`` skips what costs time to find (probes and rows like others,
+        command parts, certificate positions, evidence lists like others), for a
+        round trip through a spill file. The certificates are spelled out here; the
+        JSON report keeps them once per report (``ReportDocument.to_dict``)."""
         chain = [certificate.sha256 for certificate in self.certificates]
-        probes = []
-        for probe in self.probes:
-            entry = probe.to_dict()
-            if entry["address"] == self.address:
-                del entry["address"]
-            if entry["sni"] == self.server_name:
-                del entry["sni"]
-            fingerprints = list(probe.chain_fingerprints)
-            if fingerprints == chain:
-                entry.pop("peer_chain_sha256", None)
-            else:
-                entry["peer_chain_sha256"] = fingerprints
-            probes.append(entry)
+        shared = {"address": self.address, "sni": self.server_name, "peer_chain_sha256": chain}
+
+        def alone(entry: dict[str, Any]) -> dict[str, Any]:
+            return {key: value for key, value in entry.items() if not (key in shared and same(value, shared[key]))}
+
+        probes = [_probe_facts(probe) for probe in self.probes]
+        matrix = [row.to_dict() for row in self.identity_matrix]
+        every_command = [command.command for finding in self.findings for command in finding.commands]
+        if compact:
+            probes = like_encode(probes, alone, "probe")
+            matrix = like_encode(matrix, dict, "client")
+            parts, commands = command_parts(every_command)
+        else:
+            probes = [alone(probe) for probe in probes]
+            parts, commands = [], {command: command for command in every_command}
         by_id = {probe.spec.id: probe for probe in self.probes}
-        return {
+        facts = [certificate.to_dict() for certificate in self.certificates] if compact else []
+        findings = []
+        for finding in self.findings:
+            entry = finding.to_dict(by_id)
+            if finding.commands:
+                labels = [command.label for command in finding.commands]
+                written = [commands[command.command] for command in finding.commands]
+                if len(set(labels)) == len(labels):
+                    entry["commands"] = dict(zip(labels, written, strict=True))
+                else:
+                    entry["commands"] = [{"label": a, "command": b} for a, b in zip(labels, written, strict=True)]
+            if entry.get("evidence") and facts:
+                entry["evidence"] = _if_exact(
+                    entry["evidence"],
+                    lambda value: certificate_references(value, facts),
+                    lambda value: certificate_values(value, facts),
+                )
+            if entry.get("evidence") and compact:
+                entry["evidence"] = _if_exact(entry["evidence"], lists_like, lists_whole)
+            if texts is not None:
+                entry["summary"] = texts.name(entry["summary"])
+                if "remediation" in entry:
+                    entry["remediation"] = texts.name(entry["remediation"])
+            if severities is not None and severities.get(finding.check) is finding.severity:
+                del entry["severity"]
+            findings.append(entry)
+        data: dict[str, Any] = {
             "name": self.name,
             "address": self.address,
             "server_name": self.server_name,
@@ -240,31 +302,51 @@ class TargetReport:
             "accepted_versions": list(self.accepted_versions),
             "client_auth": [entry.to_dict() for entry in self.client_auth],
             "certificates": [certificate.to_dict() for certificate in self.certificates],
-            "findings": [finding.to_dict(by_id) for finding in self.findings],
+        }
+        if parts:
+            data["command_parts"] = parts
+        data |= {
+            "findings": findings,
             "probes": probes,
-            "identity_matrix": [row.to_dict() for row in self.identity_matrix],
+            "identity_matrix": matrix,
             "index": self.index,
             "inventory_line": self.inventory_line,
         }
+        return data
 
     @classmethod
     def from_dict(
-        cls, data: dict[str, Any], certificates: Mapping[str, CertificateSummary] | None = None
+        cls,
+        data: dict[str, Any],
+        certificates: Mapping[str, CertificateSummary] | None = None,
+        *,
+        texts: Sequence[str] = (),
+        severities: Mapping[str, Severity] | None = None,
     ) -> TargetReport:
         """From a saved target; ``certificates`` is the report's table (by SHA-256) for
-        a target that names its certificates by fingerprint (1.2)."""
+        a target that names its certificates by fingerprint (1.2 on), ``texts`` the
+        report's texts and ``severities`` its check catalog's (1.3). Raises ValueError
+        for a reference that names nothing (a probe, part, text or certificate)."""
         chain = tuple(
             (certificates or {})[entry] if isinstance(entry, str) else CertificateSummary.from_dict(entry)
             for entry in data.get("certificates") or ()
         )
-        # What a 1.2 probe leaves out because it is the target's (1.0 and 1.1 spell it).
+        # What a probe leaves out because it is the target's (1.0 and 1.1 spell it).
         shared = {
             "address": data["address"],
             "sni": data["server_name"],
             "peer_chain_sha256": [certificate.sha256 for certificate in chain],
         }
-        probes = tuple(ProbeObservation.from_dict(shared | entry) for entry in data.get("probes") or ())
+        entries = like_decode(data.get("probes") or (), lambda entry: shared | dict(entry), "probe")
+        probes = tuple(ProbeObservation.from_dict(entry) for entry in entries)
         by_id = {probe.spec.id: probe for probe in probes}
+        facts = [certificate.to_dict() for certificate in chain]
+        parts = data.get("command_parts") or ()
+        findings = tuple(
+            Finding.from_dict(_finding_spelled_out(f, facts, parts, texts, severities), by_id)
+            for f in data.get("findings") or ()
+        )
+        matrix = like_decode(data.get("identity_matrix") or (), dict, "client")
         return cls(
             name=data["name"],
             address=data["address"],
@@ -276,12 +358,61 @@ class TargetReport:
             accepted_versions=tuple(data.get("accepted_versions") or ()),
             client_auth=tuple(ClientAuthEntry.from_dict(e) for e in data.get("client_auth") or ()),
             certificates=chain,
-            findings=tuple(Finding.from_dict(f, by_id) for f in data.get("findings") or ()),
+            findings=findings,
             probes=probes,
-            identity_matrix=tuple(MatrixRow.from_dict(r) for r in data.get("identity_matrix") or ()),
+            identity_matrix=tuple(MatrixRow.from_dict(r) for r in matrix),
             index=data.get("index", 0),
             inventory_line=data.get("inventory_line"),
         )
+
+
+def _probe_facts(probe: ProbeObservation) -> dict[str, Any]:
+    """A probe's facts as ``ProbeObservation.to_dict`` gives them, its chain always
+    named (``[]``: none), so that a probe like another can say it got no chain."""
+    entry = probe.to_dict()
+    entry["peer_chain_sha256"] = list(probe.chain_fingerprints)
+    return entry
+
+
+def _if_exact(value: Any, encode: Callable[[Any], Any], decode: Callable[[Any], Any]) -> Any:
+    """``encode(value)`` where ``decode`` gives ``value`` back exactly, else ``value``."""
+    shorter = encode(value)
+    if same(shorter, value):
+        return value
+    try:
+        return shorter if same(decode(shorter), value) else value
+    except ValueError:
+        return value
+
+
+def _finding_spelled_out(
+    data: dict[str, Any],
+    certificates: Sequence[dict[str, Any]],
+    parts: Sequence[str],
+    texts: Sequence[str],
+    severities: Mapping[str, Severity] | None,
+) -> dict[str, Any]:
+    """A saved finding with what ``TargetReport.to_dict`` names by reference put back,
+    as ``Finding.from_dict`` reads it (evidence facts of probes are its own business)."""
+    data = dict(data)
+    data["summary"] = text_of(data["summary"], texts)
+    if "remediation" in data:
+        data["remediation"] = text_of(data["remediation"], texts)
+    if "severity" not in data:
+        known = (severities or {}).get(data["check"])
+        if known is None:
+            raise ValueError(f"a {data['check']} finding has no severity, and the scan's checks do not name it")
+        data["severity"] = known.value
+    commands = data.get("commands")
+    if isinstance(commands, dict):
+        data["commands"] = [{"label": label, "command": joined(command, parts)} for label, command in commands.items()]
+    elif commands:
+        data["commands"] = [{**command, "command": joined(command["command"], parts)} for command in commands]
+    if data.get("evidence"):
+        data["evidence"] = lists_whole(data["evidence"])
+        if certificates:
+            data["evidence"] = certificate_values(data["evidence"], certificates)
+    return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +491,11 @@ class ScanInfo:
 
     def check(self, check_id: str) -> CheckInfo | None:
         return next((c for c in self.checks if c.id == check_id), None)
+
+    @property
+    def severities(self) -> dict[str, Severity]:
+        """Each check's severity by id: what a 1.3 finding at it leaves out."""
+        return {check.id: check.severity for check in self.checks}
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -455,40 +591,58 @@ class ReportDocument:
     def to_dict(self) -> dict[str, Any]:
         """The JSON report's shape (what ``JsonReportWriter`` streams): each target
         names its certificates by SHA-256, and ``certificates`` holds each distinct one
-        once, keyed by SHA-256, in the order the targets first name them."""
+        once, keyed by SHA-256, in the order the targets first name them; ``texts``
+        holds the summaries and remediations findings repeat (``TextTable``), and a
+        finding at its check's severity in ``scan.checks`` leaves it out."""
         targets = []
         table: dict[str, dict[str, Any]] = {}
+        texts = TextTable()
+        severities = self.scan.severities
         for target in self.targets:
-            entry = target.to_dict()
+            entry = target.to_dict(texts=texts, severities=severities)
             entry["certificates"] = [certificate.sha256 for certificate in target.certificates]
             for certificate in target.certificates:
                 if certificate.sha256 not in table:
                     table[certificate.sha256] = certificate.to_dict()
                     del table[certificate.sha256]["sha256"]
             targets.append(entry)
-        return {
-            "schema_version": self.schema_version,
-            "targets": targets,
-            "certificates": table,
-            "scan": self.scan.to_dict(),
-            "summary": self.summary.to_dict(),
-        }
+        document: dict[str, Any] = {"schema_version": self.schema_version, "targets": targets, "certificates": table}
+        if texts.texts:
+            document["texts"] = texts.texts
+        return document | {"scan": self.scan.to_dict(), "summary": self.summary.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReportDocument:
         """From a dict that already passed the JSON schema (``reports.json_report.load_report``):
         1.0 and 1.1 spell out each target's certificates, 1.2 names them in the
-        ``certificates`` table (a name not in it raises KeyError)."""
+        ``certificates`` table (a name not in it raises KeyError), 1.3 adds the
+        ``texts`` and leaves severities to the check catalog."""
         table = {
             sha256: CertificateSummary.from_dict({**entry, "sha256": sha256})
             for sha256, entry in (data.get("certificates") or {}).items()
         }
+        scan = ScanInfo.from_dict(data["scan"])
+        texts = data.get("texts") or ()
         return cls(
-            scan=ScanInfo.from_dict(data["scan"]),
+            scan=scan,
             summary=Summary.from_dict(data["summary"]),
-            targets=tuple(TargetReport.from_dict(t, table) for t in data["targets"]),
+            targets=tuple(_targets(data["targets"], table, texts, scan.severities)),
             schema_version=data["schema_version"],
         )
+
+
+def _targets(
+    targets: Iterable[dict[str, Any]],
+    table: Mapping[str, CertificateSummary],
+    texts: Sequence[str],
+    severities: Mapping[str, Severity],
+) -> Iterable[TargetReport]:
+    """The saved targets, typed; a ValueError says which target."""
+    for number, target in enumerate(targets):
+        try:
+            yield TargetReport.from_dict(target, table, texts=texts, severities=severities)
+        except ValueError as error:
+            raise ValueError(f"at $.targets[{number}]: {error}") from None
 
 
 @dataclass(frozen=True, slots=True)
