@@ -40,6 +40,8 @@ async def _send(wire: Wire, line: str, data: bytes) -> str | None:
     wire.recorder.request_sent = line
     try:
         await wire.send_application_data(data)
+    except OurSideFailed:
+        raise  # a send of ours that did not complete: the probe's local_error
     except Exception as exc:  # noqa: BLE001 - the session died between handshake and request
         return f"could not send: {exc}"
     return None
