@@ -300,3 +300,22 @@ def test_grpc_and_postgres_evidence_carries_the_protocol_answer(scanned):
     [target] = load_report(postgres.path).targets
     refusals = {o.postgres.sqlstate for o in target.probes if o.spec.presented is Presented.NO_CERT and o.postgres}
     assert refusals == {"28000"}
+
+
+def test_an_ad_hoc_target_takes_probe(pki, servers):
+    """`explain HOST:PORT --probe grpc`: no inventory needed to ask a gRPC server."""
+    server = servers("grpc")
+    completed = run_cli(
+        "explain",
+        server.address,
+        "--ca", str(server.server_ca),
+        "--cert", str(server.client_cert),
+        "--key", str(server.client_key),
+        "--server-name", SERVER_NAME,
+        "--probe", "grpc",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    lines = [line for line in completed.stdout.splitlines() if "valid@tls1.3" in line]
+    assert len(lines) == 1 and "grpc-status 0 OK" in lines[0] and lines[0].endswith("=> accepted (grpc layer)")
+    wrong = run_cli("explain", str(_inventory(pki, "grpc", server)), "--probe", "grpc")
+    assert wrong.returncode == 2 and "--probe apply to a HOST:PORT target" in wrong.stderr

@@ -11,6 +11,7 @@ import click
 from mtls_audit.scanner.cli.exit_codes import FAIL_ON_LEVELS
 from mtls_audit.scanner.cli.outputs import SIEM_FLAVORS
 from mtls_audit.scanner.engine.engine import ScanOptions
+from mtls_audit.scanner.model.target import AppProtocol
 from mtls_audit.scanner.probe import Timeouts
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,6 +51,12 @@ def scan_options(function: F) -> F:
             ),
             click.option(
                 "--server-name", help="Ad-hoc target: SNI and the name the server cert must match (default: the host)."
+            ),
+            click.option(
+                "--probe",
+                type=click.Choice([protocol.value for protocol in AppProtocol]),
+                help="Ad-hoc target: what to ask after the handshake (default: http; "
+                "grpc: a health check over h2; postgres: a StartupMessage as user postgres).",
             ),
             click.option(
                 "--concurrency",

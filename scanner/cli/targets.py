@@ -12,7 +12,7 @@ from mtls_audit.scanner.inventory import load_inventory, target_from_command_lin
 from mtls_audit.scanner.inventory.shards import select_shard
 from mtls_audit.scanner.model.errors import UserError
 from mtls_audit.scanner.model.report import Shard
-from mtls_audit.scanner.model.target import Target
+from mtls_audit.scanner.model.target import AppProtocol, Target
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def selection_from(source: str, options: dict[str, Any], known_checks: list[str]
     return Selection(chosen, inventory, digest, len(targets), shard)
 
 
-_ADHOC_FLAGS = ("ca", "cert", "key", "pkcs12", "server_name", "key_password_env")
+_ADHOC_FLAGS = ("ca", "cert", "key", "pkcs12", "server_name", "key_password_env", "probe")
 
 
 def targets_from(source: str, options: dict[str, Any], known_checks: list[str]) -> tuple[list[Target], str | None]:
@@ -70,5 +70,6 @@ def targets_from(source: str, options: dict[str, Any], known_checks: list[str]) 
         pkcs12=options.get("pkcs12"),
         server_name=options.get("server_name"),
         password_env=options.get("key_password_env"),
+        app_protocol=AppProtocol(options.get("probe") or AppProtocol.HTTP.value),
     )
     return [target], None

@@ -16,7 +16,7 @@ from mtls_audit.scanner.credentials.files import (
 from mtls_audit.scanner.inventory.addresses import check_server_name, parse_address
 from mtls_audit.scanner.inventory.errors import InventoryError
 from mtls_audit.scanner.inventory.fields import password_from_env, password_hint
-from mtls_audit.scanner.model.target import ClientIdentity, Target
+from mtls_audit.scanner.model.target import AppProtocol, ClientIdentity, Target
 
 
 def target_from_command_line(
@@ -28,6 +28,7 @@ def target_from_command_line(
     server_name: str | None,
     pkcs12: Path | None = None,
     password_env: str | None = None,
+    app_protocol: AppProtocol = AppProtocol.HTTP,
     environ: Mapping[str, str] = os.environ,
 ) -> Target:
     """One target from ``mtls-audit scan HOST:PORT --ca ... --cert ... --key ...``.
@@ -95,6 +96,7 @@ def target_from_command_line(
         trust_anchors=trust_anchors,
         trust_path=Path(ca).absolute(),
         identity=identity,
+        app_protocol=app_protocol,
     )
 
 
