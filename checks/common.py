@@ -9,25 +9,14 @@ from cryptography import x509
 from mtls_audit.checks.base import Evidence
 from mtls_audit.scanner.judge import Outcome, ProbeVerdict, accepted_versions, judge
 from mtls_audit.scanner.model.certificates import issuer_text, subject_text
+from mtls_audit.scanner.model.finding import probe_evidence
 from mtls_audit.scanner.model.observations import Presented, ProbeObservation, TLSVersion
 
 
 def probe_entry(observation: ProbeObservation, verdict: ProbeVerdict) -> dict[str, Any]:
     """One probe's facts as they appear in a finding's evidence."""
-    o = observation
-    return {
-        "probe": o.spec.id,
-        "presented": o.spec.presented.value,
-        "attempt": o.spec.attempt,
-        "tls_version": o.negotiated_version or o.spec.version.value,
-        "outcome": verdict.outcome.value,
-        "blocked_at": verdict.layer.value if verdict.outcome is Outcome.BLOCKED and verdict.layer else None,
-        "reason": verdict.reason,
-        "certificate_request_seen": o.certificate_request_seen,
-        "alert": o.alert_received.to_dict() if o.alert_received else None,
-        "after_handshake": o.after_handshake.value,
-        "http_status": o.http.status if o.http else None,
-    }
+    blocked_at = verdict.layer.value if verdict.outcome is Outcome.BLOCKED and verdict.layer else None
+    return probe_evidence(observation, verdict.outcome.value, blocked_at, verdict.reason)
 
 
 def versions_in_play(evidence: Evidence) -> list[TLSVersion]:

@@ -288,13 +288,19 @@ def test_post_handshake_auth_is_classified_as_such(scanned):
 def test_grpc_and_postgres_evidence_carries_the_protocol_answer(scanned):
     grpc = scanned("grpc").finding("grpc", "access-rules")
     web = next(rule for rule in grpc["evidence"]["rules"] if rule["identity"] == "web")
-    assert {p["blocked_at"] for p in web["probes"]} == {"grpc"}
+    assert {(p["blocked_at"], p["grpc_status"], p["grpc_message"]) for p in web["probes"]} == {
+        ("grpc", 7, "transfer denied to web")
+    }
     commands = [c["command"] for c in grpc["commands"]]
     assert any(c.startswith("grpcurl -insecure -cert ") and c.endswith("bank.Payments/Transfer") for c in commands)
     postgres = scanned("postgres-cert")
     finding = postgres.finding("postgres-cert", "client-cert-required")
     blocked = {entry["version"]: entry["blocked_at"] for entry in finding["evidence"]["per_version"]}
     assert blocked == {"TLSv1.2": "application", "TLSv1.3": "application"}
+    attempts = [attempt for entry in finding["evidence"]["per_version"] for attempt in entry["attempts"]]
+    assert {(a["sqlstate"], a["postgres_message"]) for a in attempts} == {
+        ("28000", "connection requires a valid client certificate")
+    }
     psql = [c["command"] for c in finding["commands"]]
     assert psql and all(c.startswith("psql -w -c 'SELECT 1' ") and "sslmode=verify-full" in c for c in psql)
     [target] = load_report(postgres.path).targets

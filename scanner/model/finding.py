@@ -34,6 +34,34 @@ class ReproCommand:
         return cls(label=str(data.get("label") or ""), command=str(data["command"]))
 
 
+def probe_evidence(probe: ProbeObservation, outcome: str, blocked_at: str | None, reason: str) -> dict[str, Any]:
+    """One probe as a finding's evidence lists it: its verdict and the facts behind it
+    (what was presented, the version, the alert, the application's answer). The checks
+    write it; a saved report keeps only the verdict and ``Finding.from_dict`` puts the
+    rest back from the probe, so both must come from here."""
+    entry: dict[str, Any] = {
+        "probe": probe.spec.id,
+        "presented": probe.spec.presented.value,
+        "attempt": probe.spec.attempt,
+        "tls_version": probe.negotiated_version or probe.spec.version.value,
+        "outcome": outcome,
+        "blocked_at": blocked_at,
+        "reason": reason,
+        "certificate_request_seen": probe.certificate_request_seen,
+        "alert": probe.alert_received.to_dict() if probe.alert_received else None,
+        "after_handshake": probe.after_handshake.value,
+        "http_status": probe.http.status if probe.http else None,
+    }
+    # Only where the probe spoke the protocol, so HTTP evidence reads as it always did.
+    if probe.certificate_requested_after_handshake:
+        entry["certificate_requested_after_handshake"] = True
+    if probe.grpc is not None:
+        entry |= {"grpc_status": probe.grpc.grpc_status, "grpc_message": probe.grpc.grpc_message}
+    if probe.postgres is not None:
+        entry |= {"sqlstate": probe.postgres.sqlstate, "postgres_message": probe.postgres.message}
+    return entry
+
+
 class BaselineLabel(enum.StrEnum):
     """A finding compared with the baseline report (see ``triage.baseline``)."""
 
@@ -148,27 +176,11 @@ class Finding:
         if probes and evidence:
             verdict = {"probe", "outcome", "blocked_at", "reason"}
 
-            def facts(probe: ProbeObservation, entry: dict[str, Any]) -> dict[str, Any]:
-                # The order and values of checks.common.probe_entry.
-                return {
-                    "probe": entry["probe"],
-                    "presented": probe.spec.presented.value,
-                    "attempt": probe.spec.attempt,
-                    "tls_version": probe.negotiated_version or probe.spec.version.value,
-                    "outcome": entry["outcome"],
-                    "blocked_at": entry["blocked_at"],
-                    "reason": entry["reason"],
-                    "certificate_request_seen": probe.certificate_request_seen,
-                    "alert": probe.alert_received.to_dict() if probe.alert_received else None,
-                    "after_handshake": probe.after_handshake.value,
-                    "http_status": probe.http.status if probe.http else None,
-                }
-
             def restored(value: Any) -> Any:
                 if isinstance(value, dict):
                     probe = value.get("probe")
                     if isinstance(probe, str) and probe in probes and set(value) == verdict:
-                        return facts(probes[probe], value)
+                        return probe_evidence(probes[probe], value["outcome"], value["blocked_at"], value["reason"])
                     return {key: restored(item) for key, item in value.items()}
                 if isinstance(value, list):
                     return [restored(item) for item in value]
