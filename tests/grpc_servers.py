@@ -29,8 +29,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from apache_servers import ProtocolServer
 from identity_servers import IdentityPKI
+from protocol_servers import ProtocolServer
 from real_servers import ServerProcess, free_port
 
 SERVER_SCRIPT = Path(__file__).parent / "grpc_test_server.py"

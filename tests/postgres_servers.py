@@ -48,8 +48,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apache_servers import UNPRIVILEGED_USER, ProtocolServer, directory_for_unprivileged, running_as_root
 from identity_servers import IdentityPKI
+from protocol_servers import UNPRIVILEGED_USER, ProtocolServer, directory_for_unprivileged, running_as_root
 from real_servers import ServerProcess, free_port, require_binary
 
 HBA_VARIANTS = ("cert", "scram-verify-full", "trust-no-ca")

@@ -21,10 +21,10 @@ from collections.abc import Callable
 
 import pytest
 import trio
-from apache_servers import write_protocol_pki
 from cli_scans import Scan, scan, write_inventory
 from identity_servers import IdentityPKI
 from protocol_hostile_servers import running
+from protocol_servers import write_protocol_pki
 from real_servers import SERVER_NAME
 
 from mtls_audit.checks.registry import BUILTIN_ORDER

@@ -17,11 +17,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import pytest
-from apache_servers import ProtocolServer, running_apache, write_protocol_pki
+from apache_servers import running_apache
 from cli_scans import Scan, run_cli, scan, write_inventory
 from grpc_servers import running_grpc
 from identity_servers import IdentityPKI
 from postgres_servers import running_postgres
+from protocol_servers import ProtocolServer, write_protocol_pki
 from real_servers import SERVER_NAME
 
 from mtls_audit.checks.registry import BUILTIN_ORDER

@@ -14,10 +14,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from apache_servers import ProtocolServer, running_apache, write_protocol_pki
+from apache_servers import running_apache
 from grpc_servers import HEALTH_CHECK, TRANSFER, call, health_check_request, running_grpc
 from identity_servers import IdentityPKI
 from postgres_servers import running_postgres
+from protocol_servers import ProtocolServer, write_protocol_pki
 from real_servers import SERVER_NAME, require_binary
 
 # Client identities in the protocol PKI: no certificate, a CN=payment from a CA the
