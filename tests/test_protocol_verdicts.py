@@ -203,6 +203,18 @@ def test_an_alert_after_a_post_handshake_request_is_blocked_and_says_so():
     assert "asked for a certificate only after the handshake on GET /secure HTTP/1.1" in verdict.reason
 
 
+@pytest.mark.parametrize("version", [V13, V12])
+def test_after_a_post_handshake_request_the_ticket_proves_nothing(version):
+    # Asked after the handshake, answered with a close and no alert: the ticket (or the
+    # TLS 1.2 Finished) came before the server judged the certificate.
+    base = pha_refused(spec(Presented.NO_CERT, version))
+    o = replace(base, alert_received=None, negotiated_version=version.value, closed_by_server=Phase.HTTP)
+    verdict = judge(o, AppProtocol.HTTP)
+    assert (verdict.outcome, verdict.layer) == (Outcome.BLOCKED, Layer.TLS_POST_HANDSHAKE)
+    silent = replace(o, closed_by_server=None, http=HttpExchange("GET /secure HTTP/1.1", error="no HTTP response"))
+    assert judge(silent, AppProtocol.HTTP).outcome is Outcome.UNKNOWN
+
+
 def test_classification_required_after_handshake():
     valid = replace(
         accepted_with_ticket(VALID_13, 200, certificate_request=False, path="/secure"),

@@ -173,7 +173,11 @@ def _after_handshake(o: ProbeObservation, app_protocol: AppProtocol) -> ProbeVer
             Outcome.BLOCKED, Layer.TLS_POST_HANDSHAKE, "connection closed right after the handshake, no data"
         )
     tls13 = o.negotiated_version == TLSVersion.TLS1_3.value
-    tls_accepted = not tls13 or o.after_handshake in (AfterHandshake.TICKET, AfterHandshake.DATA)
+    # A server that asked for a certificate only after the handshake judged it later
+    # than its ticket (or its TLS 1.2 Finished): those say nothing about it.
+    tls_accepted = not o.certificate_requested_after_handshake and (
+        not tls13 or o.after_handshake in (AfterHandshake.TICKET, AfterHandshake.DATA)
+    )
     tls_how = (
         "TLS 1.2 handshake completed with the server's Finished"
         if not tls13
