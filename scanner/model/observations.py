@@ -278,10 +278,6 @@ class GrpcExchange:
     error: str | None = None  # why no gRPC status was read
 
     @property
-    def request_line(self) -> str:
-        return f"grpc {self.method}"
-
-    @property
     def answer(self) -> str:
         """``HTTP/2 200, grpc-status 16 UNAUTHENTICATED (no peer certificate)``, or the error."""
         if self.grpc_status is None:
@@ -481,12 +477,6 @@ class ProbeObservation:
         did); None when no request was made."""
         exchange = self.http or self.grpc or self.postgres
         return exchange.answer if exchange is not None else None
-
-    @property
-    def application_request(self) -> str | None:
-        """The request made after the handshake, as the report names it."""
-        exchange = self.http or self.grpc or self.postgres
-        return exchange.request_line if exchange is not None else None
 
     @property
     def chain_fingerprints(self) -> tuple[str, ...]:
